@@ -1,0 +1,21 @@
+# Compile options for crunchd's own targets, carried by an INTERFACE target
+# instead of global flags, so third-party code is never built with -Werror.
+#
+#   crunch::compile_options   warnings as errors, C++20
+#   CRUNCH_SANITIZE           "address,undefined" or "thread" (set by the asan/tsan presets)
+
+add_library(crunch_compile_options INTERFACE)
+add_library(crunch::compile_options ALIAS crunch_compile_options)
+
+target_compile_features(crunch_compile_options INTERFACE cxx_std_20)
+target_compile_options(crunch_compile_options INTERFACE
+  -Wall -Wextra -Werror -Wshadow -Wnon-virtual-dtor -Wold-style-cast)
+
+set(CRUNCH_SANITIZE "" CACHE STRING "Sanitizers to build with: address,undefined | thread | empty")
+if(CRUNCH_SANITIZE)
+  target_compile_options(crunch_compile_options INTERFACE
+    -fsanitize=${CRUNCH_SANITIZE} -fno-omit-frame-pointer -fno-sanitize-recover=all)
+  target_link_options(crunch_compile_options INTERFACE -fsanitize=${CRUNCH_SANITIZE})
+  # Lets code and tests scale down their work (sanitizers make it 5-20x slower).
+  target_compile_definitions(crunch_compile_options INTERFACE CRUNCH_SANITIZED=1)
+endif()
