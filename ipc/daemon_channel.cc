@@ -1,5 +1,6 @@
 #include "ipc/daemon_channel.h"
 
+#include <poll.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
@@ -16,8 +17,11 @@ absl::StatusOr<DaemonChannel> DaemonChannel::Create(const Segment* segment, uint
     return absl::InvalidArgumentError(
         absl::StrCat("slot must be in 0..", segment->layout().worker_slots - 1, ", got ", slot));
   }
-  UniqueFd request_fd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  // Blocking: the worker, its only reader, sleeps in read(). The daemon only
+  // writes it, which cannot block (the count would need 2^64-2 rings).
+  UniqueFd request_fd(::eventfd(0, EFD_CLOEXEC));
   if (!request_fd.valid()) return internal::ErrnoError("eventfd(request)");
+  // Non-blocking: the daemon, its only reader, waits for it in an event loop.
   UniqueFd completion_fd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
   if (!completion_fd.valid()) return internal::ErrnoError("eventfd(completion)");
   return DaemonChannel(segment, slot, arena, std::move(request_fd), std::move(completion_fd));
@@ -64,15 +68,30 @@ WorkerHandoff DaemonChannel::Handoff() const {
 SubmitResult DaemonChannel::Submit(uint64_t task_id, uint32_t kind,
                                    std::span<const std::byte> input, uint64_t output_capacity,
                                    uint64_t deadline_ns, bool ring) noexcept {
+  const std::span<const std::byte> parts[] = {input};
+  return SubmitGather(task_id, kind, parts, output_capacity, deadline_ns, ring);
+}
+
+SubmitResult DaemonChannel::SubmitGather(uint64_t task_id, uint32_t kind,
+                                         std::span<const std::span<const std::byte>> input_parts,
+                                         uint64_t output_capacity, uint64_t deadline_ns,
+                                         bool ring) noexcept {
   if (free_tickets_.empty()) return SubmitResult::kSlotBusy;
-  std::optional<Extent> in = arena_->Allocate(input.size());
+  uint64_t input_bytes = 0;
+  for (std::span<const std::byte> part : input_parts) input_bytes += part.size();
+  std::optional<Extent> in = arena_->Allocate(input_bytes);
   if (!in) return SubmitResult::kArenaFull;
   std::optional<Extent> out = arena_->Allocate(output_capacity);
   if (!out) {
     arena_->Free(*in);
     return SubmitResult::kArenaFull;
   }
-  if (!input.empty()) std::memcpy(segment_->Bytes(*in).data(), input.data(), input.size());
+  std::byte* cursor = segment_->Bytes(*in).data();
+  for (std::span<const std::byte> part : input_parts) {
+    if (part.empty()) continue;
+    std::memcpy(cursor, part.data(), part.size());
+    cursor += part.size();
+  }
 
   const uint32_t ticket = free_tickets_.back();
   Descriptor d;
@@ -142,11 +161,12 @@ std::vector<uint64_t> DaemonChannel::Reset() {
   ResetRingControl(&control->request);
   ResetRingControl(&control->completion);
   control->worker_pid.store(0, std::memory_order_release);
-  // Stale counts would only cause one spurious wake each; drop them anyway.
-  uint64_t count;
-  (void)!::read(request_event_fd_.get(), &count, sizeof(count));
-  (void)!::read(completion_event_fd_.get(), &count, sizeof(count));
   AttachRings();
+  // Stale counts would only cause one spurious wake each; drop them anyway
+  // (non-blocking reads, whatever the fd's mode).
+  pollfd p{request_event_fd_.get(), POLLIN, 0};
+  if (::poll(&p, 1, 0) == 1) request_bell_.Woken();
+  completion_bell_.Woken();
   return ids;
 }
 

@@ -17,7 +17,7 @@
 // held, returns those task ids, and clears the rings for a replacement.
 //
 // Wake-ups: completions are waited for on wakeup_fd() (an Asio
-// posix::stream_descriptor works), with PrepareToSleep()/Cleared() around the
+// posix::stream_descriptor works), with PrepareToSleep()/Woken() around the
 // wait; WaitForCompletions() is the blocking form for tests and benchmarks.
 //
 // Thread safety: not thread-safe; owned by the daemon's dispatch thread. The
@@ -76,6 +76,12 @@ class DaemonChannel {
   SubmitResult Submit(uint64_t task_id, uint32_t kind, std::span<const std::byte> input,
                       uint64_t output_capacity, uint64_t deadline_ns = 0,
                       bool ring = true) noexcept;
+  // The same, with the input gathered from several parts (a header and a
+  // payload, say) into one contiguous extent.
+  SubmitResult SubmitGather(uint64_t task_id, uint32_t kind,
+                            std::span<const std::span<const std::byte>> input_parts,
+                            uint64_t output_capacity, uint64_t deadline_ns = 0,
+                            bool ring = true) noexcept;
   void RingWorker() noexcept { request_bell_.Ring(); }
 
   // Calls on_completion(const Completion&) for every completion available, in
@@ -91,10 +97,10 @@ class DaemonChannel {
   }
 
   // Event-loop form of the wait: if PrepareToSleep() returns true, wait until
-  // wakeup_fd() is readable, then call Cleared() and drain.
+  // wakeup_fd() (non-blocking) is readable, then call Woken() and drain.
   int wakeup_fd() const noexcept { return completion_event_fd_.get(); }
   bool PrepareToSleep() noexcept { return completion_bell_.PrepareToSleep(completions_); }
-  void Cleared() noexcept { completion_bell_.Cleared(); }
+  void Woken() noexcept { completion_bell_.Woken(); }
 
   // REQUIRES: the worker on this slot has exited and been reaped.
   // Frees the arena space of every task still in flight, returns their ids in

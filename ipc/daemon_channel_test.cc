@@ -79,6 +79,14 @@ TEST_F(DaemonChannelTest, RoundTripCarriesInputOutputAndStatus) {
   EXPECT_EQ(channel_->in_flight(), 0u);
 }
 
+TEST_F(DaemonChannelTest, SubmitGatherJoinsThePartsInOrder) {
+  const std::span<const std::byte> parts[] = {Bytes("head|"), Bytes(""), Bytes("body")};
+  ASSERT_EQ(channel_->SubmitGather(5, 1, parts, 0), SubmitResult::kOk);
+  Descriptor d = Receive();
+  std::span<const std::byte> in = worker_->Input(d);
+  EXPECT_EQ(std::string(reinterpret_cast<const char*>(in.data()), in.size()), "head|body");
+}
+
 TEST_F(DaemonChannelTest, RefusesMoreInFlightThanTheRingHolds) {
   for (uint64_t id = 0; id < 4; ++id) {
     ASSERT_EQ(channel_->Submit(id, 1, {}, 0), SubmitResult::kOk);

@@ -14,12 +14,14 @@
 // longer when a peer is known to answer fast. Time is checked every
 // kSpinsPerClockRead iterations to keep the clock off the hot path.
 //
-// The daemon never blocks in Sleep(): it calls PrepareToSleep(), waits for
-// fd() to become readable in its Asio loop, then calls Cleared().
+// Each eventfd has exactly one reader. A worker's request eventfd is blocking,
+// so a sleeping worker waits and consumes the count in one read(). The daemon's
+// completion eventfd is non-blocking: the daemon never blocks in Sleep() but
+// calls PrepareToSleep(), waits for fd() to become readable in its Asio loop,
+// then calls Woken().
 //
 // Thread safety: the producer calls Ring(); the consumer calls the rest. The fd
-// is a non-blocking eventfd, borrowed; its owner keeps it open for the
-// Doorbell's lifetime.
+// is borrowed; its owner keeps it open for the Doorbell's lifetime.
 
 #ifndef CRUNCH_IPC_DOORBELL_H_
 #define CRUNCH_IPC_DOORBELL_H_
@@ -38,7 +40,8 @@ struct SpinPolicy {
 class Doorbell {
  public:
   Doorbell() = default;
-  Doorbell(RingControl* control, int event_fd) noexcept : control_(control), fd_(event_fd) {}
+  // Reads the fd's O_NONBLOCK flag once.
+  Doorbell(RingControl* control, int event_fd) noexcept;
 
   int fd() const noexcept { return fd_; }
 
@@ -58,12 +61,19 @@ class Doorbell {
     return true;
   }
 
-  // Consumer, after waking: withdraws the announcement and consumes the count.
-  void Cleared() noexcept;
+  // Consumer, after PrepareToSleep() and fd() became readable: withdraws the
+  // announcement and consumes the count. REQUIRES: fd() is readable (so the
+  // read cannot block), or the fd is non-blocking.
+  void Woken() noexcept;
 
-  // Consumer: blocks until rung or `timeout_ms` passes (-1 = forever).
-  // Returns false on timeout.
+  // Consumer, after PrepareToSleep(): blocks until rung (consuming the count)
+  // or until `timeout_ms` passes (-1 = forever). Returns false on timeout.
   bool Sleep(int timeout_ms) noexcept;
+
+  // Consumer: withdraws the announcement (after Sleep(), or instead of it).
+  void ClearAnnouncement() noexcept {
+    control_->consumer_sleeping.store(0, std::memory_order_relaxed);
+  }
 
   // Consumer: spins up to `policy.spin`, then sleeps, until `consumer` has an
   // item (kOk), looks corrupt (kCorrupt), or `timeout_ms` passes (kEmpty).
@@ -73,7 +83,7 @@ class Doorbell {
     while (r == RingResult::kEmpty) {
       if (PrepareToSleep(consumer)) {
         bool rung = Sleep(timeout_ms);
-        Cleared();
+        ClearAnnouncement();
         if (!rung) return consumer.Refresh();
       }
       r = consumer.Refresh();
@@ -106,6 +116,7 @@ class Doorbell {
 
   RingControl* control_ = nullptr;
   int fd_ = -1;
+  bool fd_blocks_ = false;
 };
 
 }  // namespace crunch::ipc

@@ -35,7 +35,7 @@ struct BelledRing {
 ::testing::AssertionResult SleepUntilItem(Doorbell& bell, SpscConsumer<uint64_t>& consumer) {
   while (bell.PrepareToSleep(consumer)) {
     const bool rung = bell.Sleep(10'000);
-    bell.Cleared();
+    bell.ClearAnnouncement();
     if (!rung) {
       if (consumer.Refresh() == RingResult::kOk) {
         return ::testing::AssertionFailure() << "lost wake-up: an item waited 10 s unrung";
@@ -63,8 +63,21 @@ TEST(Doorbell, RingWakesAnnouncedSleeper) {
   ASSERT_EQ(producer.TryPush(1), RingResult::kOk);
   bell.Ring();
   EXPECT_TRUE(bell.Sleep(0)) << "the eventfd must be readable";
-  bell.Cleared();
+  bell.ClearAnnouncement();
   EXPECT_EQ(ring.control.consumer_sleeping.load(), 0u);
+}
+
+TEST(Doorbell, SleepOnABlockingFdConsumesTheRing) {
+  BelledRing ring;
+  ring.fd.Reset(::eventfd(0, EFD_CLOEXEC));  // Blocking, as a worker's request fd is.
+  auto consumer = ring.consumer();
+  Doorbell bell = ring.bell();
+  ASSERT_TRUE(bell.PrepareToSleep(consumer));
+  bell.Ring();
+  EXPECT_TRUE(bell.Sleep(-1));
+  bell.ClearAnnouncement();
+  ASSERT_TRUE(bell.PrepareToSleep(consumer));
+  EXPECT_FALSE(bell.Sleep(0)) << "the count must have been consumed by the first sleep";
 }
 
 TEST(Doorbell, PrepareToSleepRefusesWhenItemsWait) {

@@ -76,7 +76,7 @@ class Transport {
       pollfd p{c.wakeup_fd(), POLLIN, 0};
       ::poll(&p, 1, 10);
     }
-    c.Cleared();
+    c.Woken();
     return c.worker_attached();
   }
 
@@ -139,7 +139,7 @@ bool WaitReadable(int fd, int timeout_ms) {
   if (c.WaitForCompletions(spin, 0) == RingResult::kOk) return ::testing::AssertionSuccess();
   while (c.PrepareToSleep()) {
     const bool woke = WaitReadable(c.wakeup_fd(), kTimeoutMs);
-    c.Cleared();
+    c.Woken();
     if (!woke) {
       if (c.WaitForCompletions({std::chrono::nanoseconds(0)}, 0) == RingResult::kOk) {
         return ::testing::AssertionFailure() << "lost wake-up: a completion waited unrung";
@@ -354,7 +354,7 @@ TEST(WorkerProcess, OneAsioThreadServesSeveralWorkers) {
     fds[slot].async_wait(boost::asio::posix::stream_descriptor::wait_read,
                          [&, slot](boost::system::error_code ec) {
                            ASSERT_FALSE(ec) << ec.message();
-                           t.channel(slot).Cleared();
+                           t.channel(slot).Woken();
                            arm(slot);
                          });
   };

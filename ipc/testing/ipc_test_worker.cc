@@ -14,6 +14,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -122,6 +123,10 @@ int Serve(const Options& options) {
         last_sequence = *sequence;
         have_sequence = true;
       }
+    } else if (d.kind == kCopy) {
+      std::span<const std::byte> in = channel->Input(d);
+      written = std::min(in.size(), d.output.length);
+      std::memcpy(channel->Output(d).data(), in.data(), written);
     } else if (d.kind == kWriteForever) {
       std::span<std::byte> out = channel->Output(d);
       for (uint8_t round = 1;; ++round) {

@@ -20,6 +20,7 @@ enum TestKind : uint32_t {
   kEcho = 1,          // Check the payload, answer with its transform.
   kWriteForever = 2,  // Keep writing the output extent; never complete.
   kExit = 3,          // Exit(0) without completing.
+  kCopy = 4,          // Copy input to output unchecked (what the pipe baselines do).
 };
 
 enum TestStatus : uint32_t {

@@ -1,0 +1,153 @@
+// Config: crunchd's settings, from /etc/crunchd/crunchd.toml and the command line.
+//
+// The file is TOML with the tables [server], [cpu], [io], [limits] and [log].
+// Every key is optional; systemd/crunchd.toml lists each one with its default
+// and a line on what it does. Sizes and times are plain integers (bytes,
+// milliseconds or nanoseconds, as the key's name says).
+//
+// Getting a usable Config takes two steps, so that --check-config can judge a
+// file without looking at the machine it runs on:
+//
+//   1. ParseConfig / LoadConfigFile: TOML syntax, unknown tables and keys, value
+//      types, and each key's own range. Every error is INVALID_ARGUMENT (or, for
+//      a file that cannot be read, the errno's code) and names the file, the line
+//      when known, the table and the key, what was given and what is allowed:
+//        "crunchd.toml:4: [cpu] workers must be an integer in 1..1024 (or 0 for
+//         one per core), got 5000"
+//   2. Finalize: command-line overrides (checked by the same rules, the message
+//      naming the flag), then the defaults that depend on the machine
+//      (cpu.workers = 0, io.data_dir = ""), then the rules between keys
+//      (cpu.arena_bytes against the [limits]).
+//
+// After a successful Finalize: cpu.workers is in 1..1024 and io.data_dir is an
+// absolute path. server.listen may still be empty: the caller supplies the
+// default address (rpc/default_address.h).
+//
+// Nothing here throws. Thread safety: the structs are plain values; the
+// functions keep no state. Finalize reads the process environment
+// (STATE_DIRECTORY, XDG_STATE_HOME, HOME), so it must not race with setenv().
+
+#ifndef CRUNCH_DAEMON_CONFIG_H_
+#define CRUNCH_DAEMON_CONFIG_H_
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+
+namespace crunch::daemon {
+
+struct ServerConfig {
+  // gRPC addresses: "unix:/path" or "host:port" / "[v6]:port". Empty: the default address.
+  std::vector<std::string> listen;
+  // On SIGTERM, how long in-flight tasks may finish (0..3600000).
+  uint32_t drain_grace_ms = 10000;
+  // How long a finished Submit()ted task's result is kept for Wait() (1000..86400000).
+  uint32_t result_ttl_ms = 300000;
+  // How many finished results are kept at most (1..10000000).
+  uint32_t max_kept_results = 100000;
+
+  bool operator==(const ServerConfig&) const = default;
+};
+
+struct CpuConfig {
+  // Worker processes; 0 means one per online core (resolved by Finalize), else 1..1024.
+  uint32_t workers = 0;
+  uint32_t queue_capacity = 10000;    // 1..10000000
+  uint32_t task_timeout_ms = 60000;   // Default per-task timeout, 1..86400000.
+  uint32_t in_flight_per_worker = 2;  // Tasks dispatched ahead to each worker, 1..64.
+  // How long a side spins before sleeping on the doorbell, 0..10000000.
+  uint64_t spin_ns = 50000;
+  // Shared payload arena, 1 MiB..64 GiB; Finalize requires
+  // arena_bytes >= 2 * (limits.max_payload_bytes + limits.max_output_bytes).
+  uint64_t arena_bytes = 1ull << 30;
+  // Absolute path, or "" for crunch_worker next to the crunchd executable (resolved elsewhere).
+  std::string worker_path;
+
+  bool operator==(const CpuConfig&) const = default;
+};
+
+struct IoConfig {
+  uint32_t threads = 16;             // 1..1024
+  uint32_t queue_capacity = 10000;   // 1..10000000
+  uint32_t task_timeout_ms = 60000;  // 1..86400000
+  // Absolute path, or "" for the default, resolved by Finalize: $STATE_DIRECTORY
+  // (systemd) if set, else /var/lib/crunchd for root, else $XDG_STATE_HOME/crunchd
+  // or $HOME/.local/state/crunchd.
+  std::string data_dir;
+  // Hosts http.get may reach: "host", "host:port", "[v6]", "[v6]:port", or "*"
+  // for any. Empty: none.
+  std::vector<std::string> http_allow;
+
+  bool operator==(const IoConfig&) const = default;
+};
+
+struct LimitsConfig {
+  uint64_t max_payload_bytes = 16ull << 20;  // 0..1 GiB
+  uint64_t max_output_bytes = 64ull << 20;   // 1 KiB..1 GiB
+
+  bool operator==(const LimitsConfig&) const = default;
+};
+
+struct LogConfig {
+  std::string level = "info";   // trace, debug, info, warn, error, critical, off
+  std::string format = "text";  // text, json
+
+  bool operator==(const LogConfig&) const = default;
+};
+
+struct Config {
+  ServerConfig server;
+  CpuConfig cpu;
+  IoConfig io;
+  LimitsConfig limits;
+  LogConfig log;
+
+  bool operator==(const Config&) const = default;
+};
+
+// Parses TOML text; `origin` names the source in messages ("crunchd.toml:12: ...").
+// Keys left out keep their defaults. Unknown tables and keys, wrong types and
+// out-of-range values are INVALID_ARGUMENT naming the table and key; syntax
+// errors give the line, column and toml++'s description.
+absl::StatusOr<Config> ParseConfig(std::string_view toml_text, std::string_view origin);
+
+// Reads and parses the file at `path`. A file that cannot be read is an error
+// naming the path and the errno text, with the errno's code (NOT_FOUND, ...);
+// a file over 1 MiB is INVALID_ARGUMENT (a wrong path such as /dev/zero).
+absl::StatusOr<Config> LoadConfigFile(const std::string& path);
+
+// Command-line flags; each one that is set overrides the file.
+struct ConfigOverrides {
+  std::vector<std::string> listen;       // --listen; non-empty replaces server.listen.
+  std::optional<uint32_t> workers;       // --workers
+  std::optional<uint32_t> io_threads;    // --io-threads
+  std::optional<std::string> log_level;  // --log-level
+};
+
+// Applies `overrides` (checked like the file's keys; the message names the
+// flag: "--workers must be ..."), resolves cpu.workers = 0 to the CPUs this
+// process may run on and io.data_dir = "" as described in IoConfig, then checks
+// the rules between keys. Errors are INVALID_ARGUMENT, or FAILED_PRECONDITION
+// when io.data_dir has no default (not root, no $STATE_DIRECTORY, no absolute
+// $XDG_STATE_HOME or $HOME). On error `*config` may be partly updated.
+absl::Status Finalize(Config* config, const ConfigOverrides& overrides);
+
+// Whether `address` is a listen address crunchd accepts: "unix:/abs/path" (or
+// "unix:///abs/path"), "host:port" or "[v6]:port", port in 1..65535. The
+// message quotes the address and lists the allowed forms; callers prefix the
+// key or flag.
+absl::Status ValidateListenAddress(std::string_view address);
+
+// The configuration as TOML: a header per table and one "key = value" line per
+// key, so it can be logged, shown by crunchd --check-config --verbose, or
+// pasted into a file.
+std::string DescribeConfig(const Config& config);
+
+}  // namespace crunch::daemon
+
+#endif  // CRUNCH_DAEMON_CONFIG_H_

@@ -1,0 +1,580 @@
+#include "daemon/config.h"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <optional>
+#include <set>
+#include <sstream>
+#include <string>
+#include <string_view>
+
+namespace crunch::daemon {
+
+// Failed comparisons print the config as TOML instead of bytes.
+void PrintTo(const Config& config, std::ostream* os) { *os << "\n" << DescribeConfig(config); }
+
+namespace {
+
+constexpr std::string_view kOrigin = "crunchd.toml";
+
+::testing::AssertionResult Contains(absl::string_view text, absl::string_view part) {
+  if (text.find(part) != std::string_view::npos) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure() << "'" << text << "' does not contain '" << part << "'";
+}
+
+absl::Status ParseError(std::string_view text) { return ParseConfig(text, kOrigin).status(); }
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+// Sets (or, with nullopt, unsets) an environment variable for one scope.
+class ScopedEnv {
+ public:
+  ScopedEnv(const char* name, std::optional<std::string> value) : name_(name) {
+    if (const char* old = std::getenv(name)) old_ = old;
+    if (value.has_value()) {
+      setenv(name, value->c_str(), 1);
+    } else {
+      unsetenv(name);
+    }
+  }
+  ~ScopedEnv() {
+    if (old_.has_value()) {
+      setenv(name_, old_->c_str(), 1);
+    } else {
+      unsetenv(name_);
+    }
+  }
+  ScopedEnv(const ScopedEnv&) = delete;
+  ScopedEnv& operator=(const ScopedEnv&) = delete;
+
+ private:
+  const char* name_;
+  std::optional<std::string> old_;
+};
+
+// A value other than the default for every key.
+constexpr std::string_view kEveryKey = R"(
+[server]
+listen = ["unix:/run/x/crunchd.sock", "127.0.0.1:7000", "[::1]:7001"]
+drain_grace_ms = 0
+result_ttl_ms = 1000
+max_kept_results = 7
+
+[cpu]
+workers = 3
+queue_capacity = 11
+task_timeout_ms = 12
+in_flight_per_worker = 64
+spin_ns = 0
+arena_bytes = 2_147_483_648
+worker_path = "/opt/crunch/bin/crunch_worker"
+
+[io]
+threads = 5
+queue_capacity = 13
+task_timeout_ms = 14
+data_dir = "/srv/crunch"
+http_allow = ["example.com", "api.example.com:8443", "[2001:db8::1]:80", "*"]
+
+[limits]
+max_payload_bytes = 0
+max_output_bytes = 1024
+
+[log]
+level = "debug"
+format = "json"
+)";
+
+Config EveryKeyConfig() {
+  Config c;
+  c.server.listen = {"unix:/run/x/crunchd.sock", "127.0.0.1:7000", "[::1]:7001"};
+  c.server.drain_grace_ms = 0;
+  c.server.result_ttl_ms = 1000;
+  c.server.max_kept_results = 7;
+  c.cpu.workers = 3;
+  c.cpu.queue_capacity = 11;
+  c.cpu.task_timeout_ms = 12;
+  c.cpu.in_flight_per_worker = 64;
+  c.cpu.spin_ns = 0;
+  c.cpu.arena_bytes = 2ull << 30;
+  c.cpu.worker_path = "/opt/crunch/bin/crunch_worker";
+  c.io.threads = 5;
+  c.io.queue_capacity = 13;
+  c.io.task_timeout_ms = 14;
+  c.io.data_dir = "/srv/crunch";
+  c.io.http_allow = {"example.com", "api.example.com:8443", "[2001:db8::1]:80", "*"};
+  c.limits.max_payload_bytes = 0;
+  c.limits.max_output_bytes = 1024;
+  c.log.level = "debug";
+  c.log.format = "json";
+  return c;
+}
+
+// --- ParseConfig --------------------------------------------------------------
+
+TEST(ParseConfig, EmptyTextGivesDefaults) {
+  absl::StatusOr<Config> config = ParseConfig("", kOrigin);
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(*config, Config{});
+}
+
+TEST(ParseConfig, EmptyTablesGiveDefaults) {
+  absl::StatusOr<Config> config =
+      ParseConfig("[server]\n[cpu]\n[io]\n[limits]\n[log]\n# a comment\n", kOrigin);
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(*config, Config{});
+}
+
+TEST(ParseConfig, ReadsEveryKey) {
+  absl::StatusOr<Config> config = ParseConfig(kEveryKey, kOrigin);
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(*config, EveryKeyConfig());
+}
+
+TEST(ParseConfig, LeavesOtherKeysAtTheirDefaults) {
+  absl::StatusOr<Config> config = ParseConfig("[cpu]\nworkers = 4\n", kOrigin);
+  ASSERT_TRUE(config.ok()) << config.status();
+  Config expected;
+  expected.cpu.workers = 4;
+  EXPECT_EQ(*config, expected);
+}
+
+TEST(ParseConfig, AcceptsDottedKeysAndInlineTables) {
+  absl::StatusOr<Config> config =
+      ParseConfig("cpu.workers = 4\nlog = { level = \"warn\" }\n", kOrigin);
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->cpu.workers, 4u);
+  EXPECT_EQ(config->log.level, "warn");
+}
+
+TEST(ParseConfig, RejectsUnknownKeyNamingTheTable) {
+  absl::Status status = ParseError("[cpu]\nworkers = 2\n\nworker = 4\n");
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(status.message(),
+            "crunchd.toml:4: unknown key 'worker' in [cpu]; known keys: workers, queue_capacity, "
+            "task_timeout_ms, in_flight_per_worker, spin_ns, arena_bytes, worker_path");
+}
+
+TEST(ParseConfig, UnknownKeySaysWhichTableItBelongsIn) {
+  absl::Status status = ParseError("[cpu]\nthreads = 4\n");
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(Contains(status.message(),
+                       "crunchd.toml:2: unknown key 'threads' in [cpu] "
+                       "('threads' belongs in [io]); known keys: workers"));
+}
+
+TEST(ParseConfig, RejectsUnknownTable) {
+  absl::Status status = ParseError("[cpu]\nworkers = 1\n[cpus]\nworkers = 2\n");
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(status.message(),
+            "crunchd.toml:3: unknown table [cpus]; known tables: server, cpu, io, limits, log");
+}
+
+TEST(ParseConfig, RejectsKeyOutsideAnyTable) {
+  absl::Status status = ParseError("workers = 2\n");
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(status.message(),
+            "crunchd.toml:1: unknown key 'workers' outside any table ('workers' belongs in [cpu]); "
+            "keys go in one of the tables server, cpu, io, limits, log");
+}
+
+TEST(ParseConfig, RejectsATableThatIsNotATable) {
+  EXPECT_EQ(ParseError("cpu = 4\n").message(), "crunchd.toml:1: [cpu] must be a table, got 4");
+  EXPECT_EQ(ParseError("[[cpu]]\nworkers = 1\n").message(),
+            "crunchd.toml:1: [cpu] must be a table, got an array");
+}
+
+TEST(ParseConfig, RejectsWrongTypeNamingKeyAndAllowedValues) {
+  EXPECT_EQ(ParseError("[cpu]\nworkers = \"4\"\n").message(),
+            "crunchd.toml:2: [cpu] workers must be an integer in 1..1024 (or 0 for one per core), "
+            "got \"4\" (a string)");
+  EXPECT_EQ(ParseError("[io]\nthreads = 1.5\n").message(),
+            "crunchd.toml:2: [io] threads must be an integer in 1..1024, got 1.5 (a float)");
+  EXPECT_EQ(ParseError("[server]\nlisten = \"unix:/run/x.sock\"\n").message(),
+            "crunchd.toml:2: [server] listen must be an array of strings, got "
+            "\"unix:/run/x.sock\" (a string)");
+  EXPECT_EQ(ParseError("[io]\nhttp_allow = [\"a.com\", 80]\n").message(),
+            "crunchd.toml:2: [io] http_allow must be an array of strings; item 1 is 80");
+  EXPECT_EQ(ParseError("[cpu]\nworker_path = true\n").message(),
+            "crunchd.toml:2: [cpu] worker_path must be an absolute path or \"\" for the default, "
+            "got true (a boolean)");
+  EXPECT_EQ(ParseError("[log]\nlevel = [\"info\"]\n").message(),
+            "crunchd.toml:2: [log] level must be one of trace, debug, info, warn, error, critical, "
+            "off (a string); got an array");
+}
+
+TEST(ParseConfig, RejectsOutOfRangeNamingKeyAndRange) {
+  absl::Status status = ParseError("[cpu]\nworkers = 5000\n");
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(status.message(),
+            "crunchd.toml:2: [cpu] workers must be an integer in 1..1024 (or 0 for one per core), "
+            "got 5000");
+  EXPECT_EQ(ParseError("[server]\nresult_ttl_ms = 999\n").message(),
+            "crunchd.toml:2: [server] result_ttl_ms must be an integer in 1000..86400000, got 999");
+  EXPECT_EQ(ParseError("[io]\nqueue_capacity = -1\n").message(),
+            "crunchd.toml:2: [io] queue_capacity must be an integer in 1..10000000, got -1");
+  EXPECT_EQ(ParseError("[cpu]\narena_bytes = 137438953472\n").message(),
+            "crunchd.toml:2: [cpu] arena_bytes must be an integer in 1048576..68719476736 "
+            "(1 MiB..64 GiB), got 137438953472 (128 GiB)");
+  EXPECT_EQ(ParseError("[limits]\nmax_output_bytes = 1023\n").message(),
+            "crunchd.toml:2: [limits] max_output_bytes must be an integer in 1024..1073741824 "
+            "(1 KiB..1 GiB), got 1023");
+  // A value that would wrap around in a uint32_t.
+  EXPECT_EQ(ParseError("[cpu]\nqueue_capacity = 4294967297\n").code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+TEST(ParseConfig, AcceptsTheEndsOfEachRange) {
+  absl::StatusOr<Config> low = ParseConfig(
+      "[server]\ndrain_grace_ms = 0\nresult_ttl_ms = 1000\nmax_kept_results = 1\n"
+      "[cpu]\nworkers = 1\nqueue_capacity = 1\ntask_timeout_ms = 1\nin_flight_per_worker = 1\n"
+      "spin_ns = 0\narena_bytes = 1048576\n"
+      "[io]\nthreads = 1\nqueue_capacity = 1\ntask_timeout_ms = 1\n"
+      "[limits]\nmax_payload_bytes = 0\nmax_output_bytes = 1024\n",
+      kOrigin);
+  EXPECT_TRUE(low.ok()) << low.status();
+  absl::StatusOr<Config> high = ParseConfig(
+      "[server]\ndrain_grace_ms = 3600000\nresult_ttl_ms = 86400000\nmax_kept_results = 10000000\n"
+      "[cpu]\nworkers = 1024\nqueue_capacity = 10000000\ntask_timeout_ms = 86400000\n"
+      "in_flight_per_worker = 64\nspin_ns = 10000000\narena_bytes = 68719476736\n"
+      "[io]\nthreads = 1024\nqueue_capacity = 10000000\ntask_timeout_ms = 86400000\n"
+      "[limits]\nmax_payload_bytes = 1073741824\nmax_output_bytes = 1073741824\n",
+      kOrigin);
+  ASSERT_TRUE(high.ok()) << high.status();
+  EXPECT_EQ(high->cpu.arena_bytes, 64ull << 30);
+}
+
+TEST(ParseConfig, RejectsBadLogLevelListingTheAllowedOnes) {
+  absl::Status status = ParseError("[log]\nlevel = \"verbose\"\n");
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(status.message(),
+            "crunchd.toml:2: [log] level must be one of trace, debug, info, warn, error, critical, "
+            "off; got \"verbose\"");
+}
+
+TEST(ParseConfig, RejectsBadLogFormatListingTheAllowedOnes) {
+  EXPECT_EQ(ParseError("[log]\nformat = \"xml\"\n").message(),
+            "crunchd.toml:2: [log] format must be one of text, json; got \"xml\"");
+}
+
+TEST(ParseConfig, RejectsBadListenAddressNamingTheKey) {
+  absl::Status status =
+      ParseError("[server]\nlisten = [\n  \"unix:/ok.sock\",\n  \"localhost\",\n]\n");
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(status.message(),
+            "crunchd.toml:4: [server] listen: listen address 'localhost' has no port; allowed "
+            "forms: unix:/absolute/path, unix:///absolute/path, host:port, [ipv6]:port "
+            "(port 1..65535)");
+}
+
+TEST(ParseConfig, RejectsDuplicateListenAddress) {
+  EXPECT_EQ(ParseError("[server]\nlisten = [\"h:1\", \"h:1\"]\n").message(),
+            "crunchd.toml:2: [server] listen lists \"h:1\" more than once");
+}
+
+TEST(ParseConfig, RejectsRelativePaths) {
+  EXPECT_EQ(ParseError("[io]\ndata_dir = \"state\"\n").message(),
+            "crunchd.toml:2: [io] data_dir must be an absolute path or \"\" for the default, got "
+            "\"state\"");
+  EXPECT_EQ(ParseError("[cpu]\nworker_path = \"bin/crunch_worker\"\n").code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+TEST(ParseConfig, RejectsBadHttpAllowEntries) {
+  EXPECT_EQ(ParseError("[io]\nhttp_allow = [\"https://example.com/\"]\n").message(),
+            "crunchd.toml:2: [io] http_allow: 'https://example.com/' is a URL, not a host; "
+            "allowed: \"host\", \"host:port\", \"[ipv6]\", \"[ipv6]:port\", or \"*\" "
+            "for any host");
+  EXPECT_TRUE(Contains(ParseError("[io]\nhttp_allow = [\"example.com:0\"]\n").message(),
+                       "'example.com:0' has port '0', which is not in 1..65535"));
+  EXPECT_TRUE(Contains(ParseError("[io]\nhttp_allow = [\"\"]\n").message(), "'' is empty"));
+  EXPECT_TRUE(Contains(ParseError("[io]\nhttp_allow = [\"::1\"]\n").message(),
+                       "'::1' has an IPv6 address without the brackets around it"));
+}
+
+TEST(ParseConfig, SyntaxErrorGivesLineAndColumn) {
+  absl::Status status = ParseError("[cpu]\nworkers = 4\nspin_ns = = 3\n");
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(Contains(status.message(), "crunchd.toml:3:"));
+  EXPECT_TRUE(Contains(status.message(), "TOML syntax error: "));
+}
+
+TEST(ParseConfig, DuplicateKeyIsASyntaxError) {
+  EXPECT_TRUE(
+      Contains(ParseError("[cpu]\nworkers = 4\nworkers = 5\n").message(), "crunchd.toml:3:"));
+}
+
+// --- ValidateListenAddress --------------------------------------------------------
+
+TEST(ValidateListenAddress, AcceptsTheAllowedForms) {
+  for (std::string_view address :
+       {"unix:/run/crunchd/crunchd.sock", "unix:///run/crunchd/crunchd.sock", "localhost:50051",
+        "0.0.0.0:1", "my-host.example.com:65535", "[::]:50051", "[::1]:80", "[fe80::1%eth0]:80"}) {
+    EXPECT_TRUE(ValidateListenAddress(address).ok()) << ValidateListenAddress(address);
+  }
+}
+
+TEST(ValidateListenAddress, RejectsOthersSayingWhatIsAllowed) {
+  for (std::string_view address : {"",
+                                   "unix:",
+                                   "unix:relative.sock",
+                                   "unix://relative.sock",
+                                   "unix:/run/crunchd/",
+                                   "localhost",
+                                   "localhost:",
+                                   ":50051",
+                                   "localhost:0",
+                                   "localhost:65536",
+                                   "localhost:http",
+                                   "localhost:+80",
+                                   "::1:80",
+                                   "[::1]",
+                                   "[::1]80",
+                                   "[::1:80",
+                                   "[nothost]:80",
+                                   "http://localhost:80",
+                                   "a b:80",
+                                   "/run/crunchd.sock",
+                                   "host/x:80"}) {
+    absl::Status status = ValidateListenAddress(address);
+    EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << "'" << address << "'";
+    EXPECT_TRUE(Contains(status.message(), "allowed forms: unix:/absolute/path")) << address;
+  }
+}
+
+TEST(ValidateListenAddress, RejectsSocketPathTooLongForSockaddrUn) {
+  const std::string longest = "/" + std::string(106, 'x');
+  EXPECT_TRUE(ValidateListenAddress("unix:" + longest).ok());
+  EXPECT_TRUE(Contains(ValidateListenAddress("unix:" + longest + "x").message(), "at most 107"));
+}
+
+// --- DescribeConfig ---------------------------------------------------------------
+
+TEST(DescribeConfig, ParsesBackToTheSameConfig) {
+  Config unusual = EveryKeyConfig();
+  unusual.cpu.worker_path = "/opt/with \"quotes\" and \\ and\ttab";
+  for (const Config& config : {Config{}, EveryKeyConfig(), unusual}) {
+    absl::StatusOr<Config> parsed = ParseConfig(DescribeConfig(config), "described");
+    ASSERT_TRUE(parsed.ok()) << parsed.status() << "\n" << DescribeConfig(config);
+    EXPECT_EQ(*parsed, config);
+  }
+}
+
+TEST(DescribeConfig, GivesOneLinePerKey) {
+  const std::string text = DescribeConfig(Config{});
+  EXPECT_TRUE(Contains(text, "[cpu]\nworkers = 0\n"));
+  EXPECT_TRUE(Contains(text, "\narena_bytes = 1073741824\n"));
+  EXPECT_TRUE(Contains(text, "\nlisten = []\n"));
+  EXPECT_TRUE(Contains(text, "\nlevel = \"info\"\n"));
+}
+
+// --- LoadConfigFile ----------------------------------------------------------------
+
+TEST(LoadConfigFile, ReadsAndParsesTheFile) {
+  const std::string path = ::testing::TempDir() + "config_test_reads.toml";
+  std::ofstream(path) << "[io]\nthreads = 3\n";
+  absl::StatusOr<Config> config = LoadConfigFile(path);
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->io.threads, 3u);
+  std::remove(path.c_str());
+}
+
+TEST(LoadConfigFile, NamesThePathInParseErrors) {
+  const std::string path = ::testing::TempDir() + "config_test_bad.toml";
+  std::ofstream(path) << "\n[io]\nthreads = 0\n";
+  EXPECT_TRUE(Contains(LoadConfigFile(path).status().message(),
+                       path + ":3: [io] threads must be an integer in 1..1024, got 0"));
+  std::remove(path.c_str());
+}
+
+TEST(LoadConfigFile, MissingFileNamesThePathAndTheErrno) {
+  absl::Status status = LoadConfigFile("/nonexistent/crunchd.toml").status();
+  EXPECT_EQ(status.code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(status.message(),
+            "cannot open config file '/nonexistent/crunchd.toml': No such file or directory");
+}
+
+TEST(LoadConfigFile, DirectoryIsAnError) {
+  absl::Status status = LoadConfigFile("/").status();
+  EXPECT_FALSE(status.ok());
+  EXPECT_TRUE(Contains(status.message(), "'/': Is a directory"));
+}
+
+// --- Finalize ----------------------------------------------------------------------
+
+TEST(Finalize, OverridesWinOverTheFile) {
+  absl::StatusOr<Config> config = ParseConfig(kEveryKey, kOrigin);
+  ASSERT_TRUE(config.ok()) << config.status();
+  ConfigOverrides overrides;
+  overrides.listen = {"127.0.0.1:9000"};
+  overrides.workers = 7;
+  overrides.io_threads = 9;
+  overrides.log_level = "error";
+  ASSERT_TRUE(Finalize(&*config, overrides).ok());
+
+  Config expected = EveryKeyConfig();
+  expected.server.listen = {"127.0.0.1:9000"};
+  expected.cpu.workers = 7;
+  expected.io.threads = 9;
+  expected.log.level = "error";
+  EXPECT_EQ(*config, expected);
+}
+
+TEST(Finalize, UnsetOverridesKeepTheFile) {
+  absl::StatusOr<Config> config = ParseConfig(kEveryKey, kOrigin);
+  ASSERT_TRUE(config.ok()) << config.status();
+  ASSERT_TRUE(Finalize(&*config, ConfigOverrides{}).ok());
+  EXPECT_EQ(*config, EveryKeyConfig());
+}
+
+TEST(Finalize, RejectsBadOverridesNamingTheFlag) {
+  Config config;
+  EXPECT_EQ(Finalize(&config, {.workers = 5000}).message(),
+            "--workers must be an integer in 1..1024 (or 0 for one per core), got 5000");
+  EXPECT_EQ(Finalize(&config, {.io_threads = 0}).message(),
+            "--io-threads must be an integer in 1..1024, got 0");
+  EXPECT_EQ(Finalize(&config, {.log_level = "loud"}).message(),
+            "--log-level must be one of trace, debug, info, warn, error, critical, off; got "
+            "\"loud\"");
+  EXPECT_TRUE(Contains(Finalize(&config, {.listen = {"unix:/ok.sock", "nohost"}}).message(),
+                       "--listen: listen address 'nohost' has no port; allowed forms:"));
+  EXPECT_TRUE(Contains(Finalize(&config, {.listen = {"h:1", "h:1"}}).message(),
+                       "--listen gives \"h:1\" more than once"));
+}
+
+TEST(Finalize, ResolvesWorkersZeroToTheCpuCount) {
+  Config config;
+  ASSERT_EQ(config.cpu.workers, 0u);
+  ASSERT_TRUE(Finalize(&config, {}).ok());
+  EXPECT_GE(config.cpu.workers, 1u);
+  EXPECT_LE(config.cpu.workers, 1024u);
+  EXPECT_LE(config.cpu.workers, static_cast<uint32_t>(std::max(1L, sysconf(_SC_NPROCESSORS_CONF))));
+
+  Config by_flag;
+  by_flag.cpu.workers = 3;
+  ASSERT_TRUE(Finalize(&by_flag, {.workers = 0}).ok());
+  EXPECT_EQ(by_flag.cpu.workers, config.cpu.workers);
+}
+
+TEST(Finalize, DataDirPrefersSystemdsStateDirectory) {
+  ScopedEnv state("STATE_DIRECTORY", "/var/lib/crunchd-test:/var/lib/other");
+  Config config;
+  ASSERT_TRUE(Finalize(&config, {}).ok());
+  EXPECT_EQ(config.io.data_dir, "/var/lib/crunchd-test");
+}
+
+TEST(Finalize, DataDirFallsBackByUser) {
+  ScopedEnv state("STATE_DIRECTORY", std::nullopt);
+  ScopedEnv home("HOME", "/home/tester");
+  {
+    ScopedEnv xdg("XDG_STATE_HOME", "/xdg/state");
+    Config config;
+    ASSERT_TRUE(Finalize(&config, {}).ok());
+    EXPECT_EQ(config.io.data_dir, geteuid() == 0 ? "/var/lib/crunchd" : "/xdg/state/crunchd");
+  }
+  {
+    ScopedEnv xdg("XDG_STATE_HOME", "relative/is/ignored");
+    Config config;
+    ASSERT_TRUE(Finalize(&config, {}).ok());
+    EXPECT_EQ(config.io.data_dir,
+              geteuid() == 0 ? "/var/lib/crunchd" : "/home/tester/.local/state/crunchd");
+  }
+}
+
+TEST(Finalize, KeepsAnExplicitDataDir) {
+  ScopedEnv state("STATE_DIRECTORY", "/var/lib/crunchd");
+  Config config;
+  config.io.data_dir = "/srv/data";
+  ASSERT_TRUE(Finalize(&config, {}).ok());
+  EXPECT_EQ(config.io.data_dir, "/srv/data");
+}
+
+TEST(Finalize, RejectsArenaTooSmallForTheLimitsNamingBothKeys) {
+  absl::StatusOr<Config> config = ParseConfig(
+      "[cpu]\narena_bytes = 104857600\n[limits]\nmax_payload_bytes = 16777216\n", kOrigin);
+  ASSERT_TRUE(config.ok()) << config.status();
+  absl::Status status = Finalize(&*config, {});
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(status.message(),
+            "[cpu] arena_bytes is 104857600 (100 MiB) but must be at least 2 * ([limits] "
+            "max_payload_bytes + [limits] max_output_bytes) = 2 * (16777216 + 67108864) = "
+            "167772160 (160 MiB); raise [cpu] arena_bytes or lower the limits");
+}
+
+TEST(Finalize, AcceptsArenaExactlyLargeEnough) {
+  Config config;
+  config.cpu.arena_bytes = 2 * (config.limits.max_payload_bytes + config.limits.max_output_bytes);
+  EXPECT_TRUE(Finalize(&config, {}).ok());
+}
+
+// --- systemd/crunchd.toml, the documented defaults -------------------------------------
+
+// "key" if `line` is "key = value" with a key of lowercase letters and '_'.
+std::optional<std::string> KeyOfLine(std::string_view line) {
+  const size_t equals = line.find(" = ");
+  if (equals == 0 || equals == std::string_view::npos) return std::nullopt;
+  const std::string_view key = line.substr(0, equals);
+  for (char c : key) {
+    if (!(c >= 'a' && c <= 'z') && c != '_') return std::nullopt;
+  }
+  return std::string(key);
+}
+
+// The default file with every "# key = value" line uncommented.
+std::string Uncommented(const std::string& text) {
+  std::istringstream in(text);
+  std::string out;
+  for (std::string line; std::getline(in, line);) {
+    if (line.starts_with("# ") && KeyOfLine(std::string_view(line).substr(2))) line.erase(0, 2);
+    out += line + "\n";
+  }
+  return out;
+}
+
+// "table.key" for every "key = value" line, by the "[table]" line above it.
+std::set<std::string> QualifiedKeys(const std::string& text) {
+  std::istringstream in(text);
+  std::set<std::string> keys;
+  std::string table;
+  for (std::string line; std::getline(in, line);) {
+    if (line.starts_with("[") && line.ends_with("]")) table = line.substr(1, line.size() - 2);
+    if (std::optional<std::string> key = KeyOfLine(line)) keys.insert(table + "." + *key);
+  }
+  return keys;
+}
+
+TEST(DefaultToml, ParsesToTheDefaults) {
+  const std::string text = ReadFile(CRUNCH_DEFAULT_TOML);
+  ASSERT_FALSE(text.empty()) << "cannot read " << CRUNCH_DEFAULT_TOML;
+  absl::StatusOr<Config> config = ParseConfig(text, CRUNCH_DEFAULT_TOML);
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(*config, Config{});
+}
+
+TEST(DefaultToml, UncommentedParsesToTheDefaults) {
+  const std::string text = Uncommented(ReadFile(CRUNCH_DEFAULT_TOML));
+  absl::StatusOr<Config> config = ParseConfig(text, CRUNCH_DEFAULT_TOML);
+  ASSERT_TRUE(config.ok()) << config.status() << "\n" << text;
+  EXPECT_EQ(*config, Config{});
+}
+
+TEST(DefaultToml, DocumentsEveryKey) {
+  const std::set<std::string> documented =
+      QualifiedKeys(Uncommented(ReadFile(CRUNCH_DEFAULT_TOML)));
+  const std::set<std::string> known = QualifiedKeys(DescribeConfig(Config{}));
+  EXPECT_EQ(known.size(), 20u);
+  EXPECT_EQ(documented, known);
+}
+
+}  // namespace
+}  // namespace crunch::daemon

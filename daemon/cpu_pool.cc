@@ -1,0 +1,355 @@
+#include "daemon/cpu_pool.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <fstream>
+
+#include "absl/strings/str_cat.h"
+#include "boost/asio/post.hpp"
+#include "ipc/spawn_worker.h"
+#include "daemon/log_format.h"
+
+namespace crunch::daemon {
+namespace {
+
+constexpr std::chrono::seconds kAttachTimeout{10};
+constexpr std::chrono::milliseconds kMaxBackoff{5000};
+// A worker that lived this long before dying starts its slot's backoff afresh.
+constexpr std::chrono::seconds kHealthyLifetime{10};
+
+uint32_t NextPowerOfTwo(uint32_t n) {
+  uint32_t p = 1;
+  while (p < n) p <<= 1;
+  return p;
+}
+
+uint64_t ReadRss(uint32_t pid) {
+  if (pid == 0) return 0;
+  std::ifstream statm(absl::StrCat("/proc/", pid, "/statm"));
+  uint64_t size = 0, resident = 0;
+  if (!(statm >> size >> resident)) return 0;
+  return resident * static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<CpuPool>> CpuPool::Create(boost::asio::io_context& io,
+                                                         const CpuPoolOptions& options,
+                                                         Listener* listener) {
+  if (::access(options.worker_path.c_str(), X_OK) != 0) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("worker executable '", options.worker_path,
+                     "' is missing or not executable (set [cpu] worker_path)"));
+  }
+  ipc::SegmentOptions segment_options;
+  segment_options.worker_slots = options.workers;
+  segment_options.ring_capacity =
+      std::max<uint32_t>(ipc::kMinRingCapacity, NextPowerOfTwo(options.in_flight_per_worker));
+  segment_options.arena_bytes = options.arena_bytes;
+  absl::StatusOr<ipc::Segment> segment = ipc::Segment::Create(segment_options);
+  if (!segment.ok()) return segment.status();
+  std::unique_ptr<CpuPool> pool(new CpuPool(io, options, listener, *std::move(segment)));
+  for (uint32_t slot = 0; slot < options.workers; ++slot) {
+    auto w = std::make_unique<Worker>(io);
+    w->slot = slot;
+    absl::StatusOr<ipc::DaemonChannel> channel =
+        ipc::DaemonChannel::Create(&pool->segment_, slot, &pool->arena_);
+    if (!channel.ok()) return channel.status();
+    w->channel.emplace(*std::move(channel));
+    int fd = ::fcntl(w->channel->wakeup_fd(), F_DUPFD_CLOEXEC, 0);
+    if (fd < 0) return absl::InternalError(absl::StrCat("dup(eventfd): ", std::strerror(errno)));
+    w->wake.assign(fd);
+    pool->workers_.push_back(std::move(w));
+  }
+  return pool;
+}
+
+CpuPool::CpuPool(boost::asio::io_context& io, const CpuPoolOptions& options, Listener* listener,
+                 ipc::Segment segment)
+    : io_(io),
+      options_(options),
+      listener_(listener),
+      segment_(std::move(segment)),
+      arena_(segment_.layout().arena_bytes) {}
+
+CpuPool::~CpuPool() { Stop(); }
+
+absl::Status CpuPool::Start(absl::AnyInvocable<void()> on_ready) {
+  on_ready_ = std::move(on_ready);
+  for (auto& w : workers_) {
+    if (absl::Status s = Spawn(*w); !s.ok()) return s;
+    ArmWake(*w);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CpuPool::Spawn(Worker& w) {
+  ipc::SpawnOptions spawn;
+  spawn.path = options_.worker_path;
+  spawn.args = {absl::StrCat("--spin-ns=", options_.spin_ns)};
+  absl::StatusOr<ipc::ChildProcess> child = ipc::SpawnWorker(*w.channel, std::move(spawn));
+  if (!child.ok()) return child.status();
+  w.child.emplace(*std::move(child));
+  w.pid = static_cast<uint32_t>(w.child->pid());
+  w.state = State::kStarting;
+  w.started = std::chrono::steady_clock::now();
+  int fd = ::fcntl(w.child->pidfd(), F_DUPFD_CLOEXEC, 0);
+  if (fd < 0) return absl::InternalError(absl::StrCat("dup(pidfd): ", std::strerror(errno)));
+  w.exit_watch.assign(fd);
+  w.exit_watch.async_wait(boost::asio::posix::stream_descriptor::wait_read,
+                          [this, &w](boost::system::error_code ec) {
+                            if (!ec) OnExit(w);
+                          });
+  w.timer.expires_after(kAttachTimeout);
+  w.timer.async_wait([this, &w](boost::system::error_code ec) {
+    if (ec || w.state != State::kStarting || !w.child) return;
+    spdlog::error("worker {} (slot {}) did not attach within {} s; killing it", w.pid, w.slot,
+                  kAttachTimeout.count());
+    (void)w.child->Signal(SIGKILL);
+  });
+  spdlog::debug("worker {} started on slot {}", w.pid, w.slot);
+  return absl::OkStatus();
+}
+
+void CpuPool::ArmWake(Worker& w) {
+  if (stopped_) return;
+  if (w.channel->PrepareToSleep()) {
+    w.wake.async_wait(boost::asio::posix::stream_descriptor::wait_read,
+                      [this, &w](boost::system::error_code ec) {
+                        if (ec || stopped_) return;
+                        w.channel->Woken();
+                        OnWake(w);
+                      });
+  } else {
+    boost::asio::post(io_, [this, &w] {
+      if (!stopped_) OnWake(w);
+    });
+  }
+}
+
+void CpuPool::OnWake(Worker& w) {
+  bool capacity = false;
+  if (w.state == State::kStarting && w.child && w.channel->worker_attached()) {
+    w.state = State::kReady;
+    w.timer.cancel();
+    capacity = true;
+    CheckAllReady();
+  }
+  const size_t before = w.in_flight.size();
+  if (w.state == State::kReady) DrainCompletions(w);
+  capacity = capacity || w.in_flight.size() < before;
+  ArmWake(w);
+  if (capacity) listener_->OnCpuCapacity();
+}
+
+void CpuPool::DrainCompletions(Worker& w) {
+  absl::StatusOr<size_t> n = w.channel->DrainCompletions([&](const ipc::Completion& c) {
+    auto it = std::find(w.in_flight.begin(), w.in_flight.end(), c.task_id);
+    if (it != w.in_flight.end()) {
+      w.in_flight_kinds.erase(w.in_flight_kinds.begin() + (it - w.in_flight.begin()));
+      w.in_flight.erase(it);
+    }
+    slot_of_task_.erase(c.task_id);
+    ++w.tasks_done;
+    w.consecutive_failures = 0;
+    listener_->OnCpuTaskDone(c.task_id, static_cast<absl::StatusCode>(c.status), c.output, w.pid);
+  });
+  if (!n.ok() && w.child) {
+    spdlog::error("worker {} (slot {}) broke the protocol: {}; killing it", w.pid, w.slot,
+                  n.status().message());
+    (void)w.child->Signal(SIGKILL);
+  }
+}
+
+void CpuPool::OnExit(Worker& w) {
+  if (stopped_ || !w.child) return;
+  absl::StatusOr<std::optional<int>> status = w.child->TryWait();
+  if (status.ok() && !status->has_value()) {  // Spurious: still running.
+    w.exit_watch.async_wait(boost::asio::posix::stream_descriptor::wait_read,
+                            [this, &w](boost::system::error_code ec) {
+                              if (!ec) OnExit(w);
+                            });
+    return;
+  }
+  const std::string cause =
+      status.ok() ? ipc::DescribeWaitStatus(**status) : std::string(status.status().message());
+  const uint32_t pid = w.pid;
+  // What it finished before dying still counts.
+  if (w.state == State::kReady) DrainCompletions(w);
+  std::vector<uint64_t> held = w.channel->Reset();
+  for (uint64_t id : held) slot_of_task_.erase(id);
+  w.in_flight.clear();
+  w.in_flight_kinds.clear();
+  w.exit_watch.close();
+  w.child.reset();
+  w.timer.cancel();
+  const bool was_starting = w.state == State::kStarting;
+  w.state = State::kRestarting;
+  w.pid = 0;
+  ++w.restarts;
+  if (std::chrono::steady_clock::now() - w.started >= kHealthyLifetime) w.consecutive_failures = 0;
+  ++w.consecutive_failures;
+  spdlog::warn("worker {} (slot {}) {}{}; {} task(s) were on it", pid, w.slot, cause,
+               was_starting ? " before attaching" : "", held.size());
+  listener_->OnCpuWorkerLost(pid, cause, std::move(held));
+  ScheduleRespawn(w);
+}
+
+void CpuPool::ScheduleRespawn(Worker& w) {
+  std::chrono::milliseconds delay{0};
+  if (w.consecutive_failures > 1) {
+    delay = std::min<std::chrono::milliseconds>(
+        kMaxBackoff, std::chrono::milliseconds(50 << std::min(w.consecutive_failures - 2, 10u)));
+  }
+  w.timer.expires_after(delay);
+  w.timer.async_wait([this, &w](boost::system::error_code ec) {
+    if (ec || stopped_ || w.state != State::kRestarting) return;
+    if (absl::Status s = Spawn(w); !s.ok()) {
+      spdlog::error("cannot restart worker on slot {}: {}", w.slot, s.message());
+      ++w.consecutive_failures;
+      ScheduleRespawn(w);
+    }
+  });
+}
+
+void CpuPool::CheckAllReady() {
+  if (!on_ready_) return;
+  for (const auto& w : workers_) {
+    if (w->state != State::kReady) return;
+  }
+  auto ready = std::move(on_ready_);
+  on_ready_ = nullptr;
+  ready();
+}
+
+CpuPool::DispatchResult CpuPool::Dispatch(uint64_t task_id, uint32_t kind_index,
+                                          std::span<const std::span<const std::byte>> input_parts,
+                                          uint64_t output_capacity, uint64_t deadline_ns,
+                                          uint32_t* worker_pid) {
+  Worker* best = nullptr;
+  for (auto& w : workers_) {
+    if (w->state != State::kReady || w->in_flight.size() >= options_.in_flight_per_worker) {
+      continue;
+    }
+    if (best == nullptr || w->in_flight.size() < best->in_flight.size()) best = w.get();
+    if (best->in_flight.empty()) break;
+  }
+  if (best == nullptr) return DispatchResult::kNoWorker;
+  switch (best->channel->SubmitGather(task_id, kind_index, input_parts, output_capacity,
+                                      deadline_ns, /*ring=*/false)) {
+    case ipc::SubmitResult::kOk:
+      break;
+    case ipc::SubmitResult::kArenaFull:
+      return DispatchResult::kArenaFull;
+    case ipc::SubmitResult::kSlotBusy:
+      return DispatchResult::kNoWorker;
+    case ipc::SubmitResult::kCorrupt:
+      spdlog::error("worker {} (slot {}) corrupted its request ring; killing it", best->pid,
+                    best->slot);
+      if (best->child) (void)best->child->Signal(SIGKILL);
+      return DispatchResult::kNoWorker;
+  }
+  best->in_flight.push_back(task_id);
+  best->in_flight_kinds.push_back(kind_index);
+  best->needs_ring = true;
+  slot_of_task_[task_id] = best->slot;
+  *worker_pid = best->pid;
+  return DispatchResult::kOk;
+}
+
+void CpuPool::Flush() {
+  for (auto& w : workers_) {
+    if (!w->needs_ring) continue;
+    w->needs_ring = false;
+    w->channel->RingWorker();
+  }
+}
+
+bool CpuPool::HasCapacity() const {
+  for (const auto& w : workers_) {
+    if (w->state == State::kReady && w->in_flight.size() < options_.in_flight_per_worker) {
+      return true;
+    }
+  }
+  return false;
+}
+
+bool CpuPool::IsRunning(uint64_t task_id) const {
+  auto it = slot_of_task_.find(task_id);
+  if (it == slot_of_task_.end()) return false;
+  const Worker& w = *workers_[it->second];
+  return !w.in_flight.empty() && w.in_flight.front() == task_id;
+}
+
+void CpuPool::KillWorkerHolding(uint64_t task_id) {
+  auto it = slot_of_task_.find(task_id);
+  if (it == slot_of_task_.end()) return;
+  Worker& w = *workers_[it->second];
+  if (w.child) (void)w.child->Signal(SIGKILL);
+}
+
+bool CpuPool::KillWorkerPid(uint32_t pid) {
+  for (auto& w : workers_) {
+    if (w->child && w->pid == pid) {
+      (void)w->child->Signal(SIGKILL);
+      return true;
+    }
+  }
+  return false;
+}
+
+void CpuPool::Stop() {
+  if (stopped_) return;
+  stopped_ = true;
+  for (auto& w : workers_) {
+    w->timer.cancel();
+    w->wake.close();
+    w->exit_watch.close();
+    if (w->child) {
+      (void)w->child->Signal(SIGKILL);
+      (void)w->child->Wait();
+      w->child.reset();
+    }
+    w->state = State::kStopped;
+  }
+}
+
+uint32_t CpuPool::busy() const {
+  uint32_t n = 0;
+  for (const auto& w : workers_) n += !w->in_flight.empty();
+  return n;
+}
+
+std::vector<WorkerSnapshot> CpuPool::Snapshot() const {
+  std::vector<WorkerSnapshot> out;
+  for (const auto& w : workers_) {
+    WorkerSnapshot s;
+    s.slot = w->slot;
+    s.pid = w->pid;
+    switch (w->state) {
+      case State::kStarting:
+        s.state = "starting";
+        break;
+      case State::kReady:
+        s.state = w->in_flight.empty() ? "idle" : "busy";
+        break;
+      case State::kRestarting:
+        s.state = "restarting";
+        break;
+      case State::kStopped:
+        s.state = "stopped";
+        break;
+    }
+    s.tasks_done = w->tasks_done;
+    s.restarts = w->restarts;
+    if (!w->in_flight_kinds.empty()) s.current_kind = w->in_flight_kinds.front();
+    s.rss_bytes = ReadRss(w->pid);
+    out.push_back(std::move(s));
+  }
+  return out;
+}
+
+}  // namespace crunch::daemon

@@ -1,0 +1,163 @@
+// CpuPool: the worker processes that run CPU tasks, and their supervision.
+//
+// One shared segment (memfd) holds a slot per worker: a request ring, a
+// completion ring and the payload arena they share. The pool owns the daemon's
+// end of every slot (ipc::DaemonChannel) and the worker processes
+// (ipc::ChildProcess, started with fork+exec of crunch_worker).
+//
+// Wake-ups: each slot's completion eventfd and each worker's pidfd are waited on
+// by the scheduler's io_context, so one thread serves every worker: a
+// completion wakes the loop, the pool drains the ring and reports each result
+// to its Listener. Requests are published without waking the worker; Flush()
+// rings every worker that got some, once per dispatch round.
+//
+// Supervision: a worker that exits for any reason is reaped through its pidfd;
+// completions it published are still delivered, the tasks it held are handed
+// to the Listener (the first was running, the rest had not started), its arena
+// space is reclaimed, and a replacement is started, at once after a first
+// failure and with exponential backoff (up to 5 s) while failures repeat.
+//
+// Thread safety: not thread-safe; every call, and every Listener callback,
+// happens on the io_context's thread.
+
+#ifndef CRUNCH_DAEMON_CPU_POOL_H_
+#define CRUNCH_DAEMON_CPU_POOL_H_
+
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/functional/any_invocable.h"
+#include "absl/status/statusor.h"
+#include "boost/asio/io_context.hpp"
+#include "boost/asio/posix/stream_descriptor.hpp"
+#include "boost/asio/steady_timer.hpp"
+#include "ipc/arena_allocator.h"
+#include "ipc/child_process.h"
+#include "ipc/daemon_channel.h"
+#include "ipc/segment.h"
+
+namespace crunch::daemon {
+
+struct CpuPoolOptions {
+  std::string worker_path;  // The crunch_worker executable.
+  uint32_t workers = 1;
+  uint32_t in_flight_per_worker = 2;
+  uint64_t spin_ns = 50'000;
+  uint64_t arena_bytes = 1ull << 30;
+};
+
+struct WorkerSnapshot {
+  uint32_t slot = 0;
+  uint32_t pid = 0;
+  std::string state;  // starting, idle, busy, restarting
+  uint64_t tasks_done = 0;
+  uint32_t restarts = 0;
+  uint32_t current_kind = UINT32_MAX;  // CPU kind index of the running task, if busy.
+  uint64_t rss_bytes = 0;
+};
+
+class CpuPool {
+ public:
+  class Listener {
+   public:
+    virtual ~Listener() = default;
+    // A task ended in its worker (any status). `output` is valid only during the call.
+    virtual void OnCpuTaskDone(uint64_t task_id, absl::StatusCode code,
+                               std::span<const std::byte> output, uint32_t worker_pid) = 0;
+    // A worker exited; `held` lists the tasks it had, in order: held[0] was
+    // running, the rest never started. `cause` describes the exit.
+    virtual void OnCpuWorkerLost(uint32_t worker_pid, const std::string& cause,
+                                 std::vector<uint64_t> held) = 0;
+    // A worker can take more work (it attached, or finished tasks).
+    virtual void OnCpuCapacity() = 0;
+  };
+
+  enum class DispatchResult { kOk, kNoWorker, kArenaFull };
+
+  // Creates the segment; starts no process yet.
+  static absl::StatusOr<std::unique_ptr<CpuPool>> Create(boost::asio::io_context& io,
+                                                         const CpuPoolOptions& options,
+                                                         Listener* listener);
+  ~CpuPool();
+
+  // Starts every worker. `on_ready` runs once, when all of them have attached.
+  absl::Status Start(absl::AnyInvocable<void()> on_ready);
+
+  // Hands a task to the least-loaded ready worker. The input is gathered from
+  // `input_parts` into the arena; `output_capacity` bytes are lent for output.
+  DispatchResult Dispatch(uint64_t task_id, uint32_t kind_index,
+                          std::span<const std::span<const std::byte>> input_parts,
+                          uint64_t output_capacity, uint64_t deadline_ns, uint32_t* worker_pid);
+  // Wakes every worker that got requests since the last Flush().
+  void Flush();
+  bool HasCapacity() const;
+
+  // True if `task_id` is what its worker is executing right now.
+  bool IsRunning(uint64_t task_id) const;
+  // Kills the worker that holds `task_id` (to enforce a timeout or a cancel).
+  // Its loss is reported through the Listener like any other.
+  void KillWorkerHolding(uint64_t task_id);
+  // Kills a worker by pid; false if no worker of this pool has it.
+  bool KillWorkerPid(uint32_t pid);
+
+  // Kills and reaps every worker; no callbacks follow.
+  void Stop();
+
+  std::vector<WorkerSnapshot> Snapshot() const;
+  uint32_t size() const { return static_cast<uint32_t>(workers_.size()); }
+  uint32_t busy() const;
+  uint64_t arena_bytes_in_use() const { return arena_.bytes_in_use(); }
+
+ private:
+  enum class State { kStarting, kReady, kRestarting, kStopped };
+  struct Worker {
+    explicit Worker(boost::asio::io_context& io) : wake(io), exit_watch(io), timer(io) {}
+    uint32_t slot = 0;
+    std::optional<ipc::DaemonChannel> channel;
+    std::optional<ipc::ChildProcess> child;
+    boost::asio::posix::stream_descriptor wake;        // Completion eventfd (a dup).
+    boost::asio::posix::stream_descriptor exit_watch;  // pidfd (a dup).
+    boost::asio::steady_timer timer;                   // Attach timeout / respawn backoff.
+    State state = State::kStarting;
+    uint32_t pid = 0;
+    std::deque<uint64_t> in_flight;  // Task ids in dispatch order.
+    std::deque<uint32_t> in_flight_kinds;
+    uint64_t tasks_done = 0;
+    uint32_t restarts = 0;
+    uint32_t consecutive_failures = 0;
+    bool needs_ring = false;
+    std::chrono::steady_clock::time_point started;
+  };
+
+  CpuPool(boost::asio::io_context& io, const CpuPoolOptions& options, Listener* listener,
+          ipc::Segment segment);
+
+  absl::Status Spawn(Worker& w);
+  void ArmWake(Worker& w);
+  void OnWake(Worker& w);
+  void DrainCompletions(Worker& w);
+  void OnExit(Worker& w);
+  void ScheduleRespawn(Worker& w);
+  void CheckAllReady();
+
+  boost::asio::io_context& io_;
+  CpuPoolOptions options_;
+  Listener* listener_;
+  ipc::Segment segment_;
+  ipc::ArenaAllocator arena_;
+  std::vector<std::unique_ptr<Worker>> workers_;
+  absl::flat_hash_map<uint64_t, uint32_t> slot_of_task_;
+  absl::AnyInvocable<void()> on_ready_;
+  bool stopped_ = false;
+};
+
+}  // namespace crunch::daemon
+
+#endif  // CRUNCH_DAEMON_CPU_POOL_H_

@@ -1,0 +1,78 @@
+// crunchd: the compute daemon. Parses options, loads the configuration and
+// hands over to crunch::daemon::Daemon with the gRPC front-end.
+
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <filesystem>
+
+#include "crunch/version.h"
+#include "daemon/config.h"
+#include "daemon/daemon.h"
+#include "rpc/default_address.h"
+#include "rpc/grpc_frontend.h"
+#include "daemon/log_format.h"
+
+namespace {
+
+std::string WorkerNextToSelf() {
+  std::error_code ec;
+  std::filesystem::path self = std::filesystem::read_symlink("/proc/self/exe", ec);
+  return (self.parent_path() / "crunch_worker").string();
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using namespace crunch;
+  CLI::App app(
+      "crunchd: a compute daemon. CPU tasks run in worker processes over shared memory, "
+      "blocking I/O tasks on a thread pool, all called over gRPC (crunch.v1.Crunch).",
+      "crunchd");
+  app.set_version_flag("--version", std::string("crunchd ") + kVersion);
+  std::string config_path;
+  daemon::ConfigOverrides overrides;
+  bool check_config = false;
+  app.add_option("--config", config_path, "TOML configuration file (default: built-in defaults)")
+      ->check(CLI::ExistingFile);
+  app.add_option("--listen", overrides.listen,
+                 "address to serve on, repeatable: unix:/path or host:port (default: " +
+                     rpc::DefaultAddress() + ")");
+  app.add_option("--workers", overrides.workers, "worker processes (default: one per core)");
+  app.add_option("--io-threads", overrides.io_threads, "I/O threads (default: 16)");
+  app.add_option("--log-level", overrides.log_level,
+                 "trace, debug, info, warn, error, critical or off (default: info)");
+  app.add_flag("--check-config", check_config,
+               "validate the configuration and flags, print the result and exit");
+  CLI11_PARSE(app, argc, argv);
+
+  absl::StatusOr<daemon::Config> config =
+      config_path.empty() ? daemon::Config() : daemon::LoadConfigFile(config_path);
+  if (config.ok()) {
+    if (absl::Status s = daemon::Finalize(&*config, overrides); !s.ok()) config = s;
+  }
+  if (!config.ok()) {
+    std::fprintf(stderr, "crunchd: %s\n", std::string(config.status().message()).c_str());
+    return 2;
+  }
+  if (config->server.listen.empty()) config->server.listen = {rpc::DefaultAddress()};
+  if (config->cpu.worker_path.empty()) config->cpu.worker_path = WorkerNextToSelf();
+  if (check_config) {
+    std::printf("%s", daemon::DescribeConfig(*config).c_str());
+    std::fprintf(stderr, "crunchd: configuration OK\n");
+    return 0;
+  }
+
+  daemon::ConfigureLogging(config->log.level, config->log.format);
+  spdlog::info("crunchd {} starting (pid {})", kVersion, ::getpid());
+  absl::StatusOr<std::unique_ptr<daemon::Daemon>> d =
+      daemon::Daemon::Create(*config, config_path, overrides, config->cpu.worker_path);
+  if (!d.ok()) {
+    spdlog::critical("cannot start: {}", d.status().message());
+    return 1;
+  }
+  rpc::GrpcFrontend frontend((*d)->io(), (*d)->scheduler(), *config, config->server.listen,
+                             (*d)->started());
+  return (*d)->Run(&frontend);
+}

@@ -1,0 +1,118 @@
+#include "daemon/daemon.h"
+
+#include <signal.h>
+
+#include "absl/strings/str_cat.h"
+#include "spdlog/sinks/stdout_sinks.h"
+#include "daemon/log_format.h"
+
+namespace crunch::daemon {
+
+void ConfigureLogging(const std::string& level, const std::string& format) {
+  auto logger = spdlog::stderr_logger_mt("crunchd");
+  if (format == "json") {
+    logger->set_pattern(
+        R"({"time":"%Y-%m-%dT%H:%M:%S.%fZ","level":"%l","pid":%P,"msg":"%v"})",
+        spdlog::pattern_time_type::utc);
+  } else {
+    logger->set_pattern("%Y-%m-%d %H:%M:%S.%e %L %v");
+  }
+  spdlog::set_default_logger(logger);
+  spdlog::set_level(spdlog::level::from_str(level));
+}
+
+absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Create(Config config, std::string config_path,
+                                                       ConfigOverrides overrides,
+                                                       std::string worker_path) {
+  std::unique_ptr<Daemon> d(
+      new Daemon(std::move(config), std::move(config_path), std::move(overrides)));
+  absl::StatusOr<std::unique_ptr<Scheduler>> scheduler =
+      Scheduler::Create(d->io_, d->config_, worker_path);
+  if (!scheduler.ok()) return scheduler.status();
+  d->scheduler_ = *std::move(scheduler);
+  return d;
+}
+
+Daemon::Daemon(Config config, std::string config_path, ConfigOverrides overrides)
+    : config_(std::move(config)),
+      config_path_(std::move(config_path)),
+      overrides_(std::move(overrides)),
+      signals_(io_, SIGTERM, SIGINT, SIGHUP),
+      started_(std::chrono::steady_clock::now()) {
+  ::signal(SIGPIPE, SIG_IGN);
+}
+
+int Daemon::Run(Frontend* frontend) {
+  frontend_ = frontend;
+  if (absl::Status s = frontend_->Start(); !s.ok()) {
+    spdlog::critical("cannot start: {}", s.message());
+    return 1;
+  }
+  const auto start = std::chrono::steady_clock::now();
+  absl::Status s = scheduler_->Start([this, start] {
+    const auto ms =
+        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
+                                                              start);
+    spdlog::info("ready: {} worker process(es), {} I/O thread(s), listening on {} ({} ms)",
+                 config_.cpu.workers, config_.io.threads, frontend_->Describe(), ms.count());
+  });
+  if (!s.ok()) {
+    spdlog::critical("cannot start the worker processes: {}", s.message());
+    frontend_->Shutdown();
+    return 1;
+  }
+  WaitForSignal();
+  io_.run();
+  spdlog::info("stopped");
+  return 0;
+}
+
+void Daemon::WaitForSignal() {
+  signals_.async_wait([this](boost::system::error_code ec, int signo) {
+    if (ec) return;
+    OnSignal(signo);
+    WaitForSignal();
+  });
+}
+
+void Daemon::OnSignal(int signo) {
+  if (signo == SIGHUP) {
+    Reload();
+    return;
+  }
+  if (draining_) {
+    spdlog::warn("{} again: ending the drain now", strsignal(signo));
+    scheduler_->Drain(std::chrono::milliseconds(0), nullptr);
+    return;
+  }
+  draining_ = true;
+  spdlog::info("{}: draining", strsignal(signo));
+  scheduler_->Drain(std::chrono::milliseconds(config_.server.drain_grace_ms), [this] {
+    frontend_->Shutdown();
+    signals_.cancel();
+    io_.stop();
+  });
+}
+
+void Daemon::Reload() {
+  if (config_path_.empty()) {
+    spdlog::info("SIGHUP: no configuration file (--config) to reload");
+    return;
+  }
+  absl::StatusOr<Config> fresh = LoadConfigFile(config_path_);
+  if (fresh.ok()) {
+    if (absl::Status s = Finalize(&*fresh, overrides_); !s.ok()) fresh = s;
+  }
+  if (!fresh.ok()) {
+    spdlog::error("SIGHUP: keeping the running configuration: {}", fresh.status().message());
+    return;
+  }
+  scheduler_->Reload(*fresh);
+  spdlog::set_level(spdlog::level::from_str(fresh->log.level));
+  const std::string worker_path = config_.cpu.worker_path;
+  config_ = *std::move(fresh);
+  config_.cpu.worker_path = worker_path;
+  spdlog::info("SIGHUP: configuration reloaded from {}", config_path_);
+}
+
+}  // namespace crunch::daemon

@@ -1,0 +1,556 @@
+#include "daemon/kinds/io_kinds.h"
+
+#include <gtest/gtest.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <boost/asio.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+
+namespace crunch::daemon {
+namespace {
+
+namespace asio = boost::asio;
+namespace http = boost::beast::http;
+using std::chrono::milliseconds;
+using std::chrono::steady_clock;
+
+constexpr uint64_t kOutputLimit = 64 * 1024;
+
+// A fresh directory under the test temp dir, removed with everything in it.
+class TempDir {
+ public:
+  TempDir() {
+    std::string pattern = testing::TempDir() + "io_kinds_test.XXXXXX";
+    path_ = ::mkdtemp(pattern.data());
+    EXPECT_FALSE(path_.empty());
+  }
+  ~TempDir() { std::filesystem::remove_all(path_); }
+  const std::filesystem::path& path() const { return path_; }
+
+ private:
+  std::filesystem::path path_;
+};
+
+void WriteFile(const std::filesystem::path& path, absl::string_view content) {
+  std::ofstream(path, std::ios::binary) << content;
+}
+
+std::string ReadFile(const std::filesystem::path& path) {
+  std::ostringstream content;
+  content << std::ifstream(path, std::ios::binary).rdbuf();
+  return content.str();
+}
+
+// Runs the kind the way the scheduler does: validate, then call the kernel.
+absl::StatusOr<std::string> RunKind(const IoSettings& settings, absl::string_view kind,
+                                    const std::map<std::string, std::string>& params,
+                                    absl::string_view input = "", const TaskContext& context = {},
+                                    uint64_t output_limit = kOutputLimit) {
+  for (const KindSpec& spec : IoKinds(settings)) {
+    if (spec.name != kind) continue;
+    absl::StatusOr<TaskParams> valid = ValidateParams(spec, params);
+    if (!valid.ok()) return valid.status();
+    StringOutput output(output_limit);
+    absl::Status status =
+        spec.run(std::as_bytes(std::span(input.data(), input.size())), *valid, context, output);
+    if (!status.ok()) return status;
+    return output.Take();
+  }
+  return absl::NotFoundError(absl::StrCat("no kind ", kind));
+}
+
+TaskContext WithDeadline(milliseconds from_now) {
+  return TaskContext{.deadline = steady_clock::now() + from_now};
+}
+
+// Sets `flag` after `delay`, on its own thread.
+class CancelLater {
+ public:
+  CancelLater(std::atomic<bool>& flag, milliseconds delay)
+      : thread_([&flag, delay] {
+          std::this_thread::sleep_for(delay);
+          flag = true;
+        }) {}
+  ~CancelLater() { thread_.join(); }
+
+ private:
+  std::thread thread_;
+};
+
+// An HTTP/1.1 server on 127.0.0.1 and an ephemeral port, on its own thread:
+//   /ok       200 "hello"              /missing  404
+//   /big      200, 2 x kOutputLimit bytes with Content-Length
+//   /chunked  the same body, chunked (no length known in advance)
+//   /redirect 302 to /ok               /slow     200 after 2 s
+class TestHttpServer {
+ public:
+  TestHttpServer() {
+    Accept();
+    thread_ = std::thread([this] { io_.run(); });
+  }
+  ~TestHttpServer() {
+    io_.stop();
+    thread_.join();
+  }
+
+  uint16_t port() const { return acceptor_.local_endpoint().port(); }
+  std::string Url(absl::string_view target) const {
+    return absl::StrCat("http://127.0.0.1:", port(), target);
+  }
+  int requests() const { return requests_.load(); }
+
+ private:
+  struct Session : std::enable_shared_from_this<Session> {
+    Session(asio::ip::tcp::socket s, TestHttpServer& o)
+        : socket(std::move(s)), timer(socket.get_executor()), owner(o) {}
+
+    void Start() {
+      http::async_read(socket, buffer, request,
+                       [self = shared_from_this()](boost::beast::error_code ec, size_t) {
+                         if (!ec) self->OnRequest();
+                       });
+    }
+    void OnRequest() {
+      ++owner.requests_;
+      const std::string target(request.target());
+      response.version(11);
+      response.keep_alive(false);
+      response.result(http::status::ok);
+      if (target == "/ok") {
+        response.body() = "hello";
+      } else if (target == "/big" || target == "/chunked") {
+        response.body() = std::string(2 * kOutputLimit, 'x');
+        if (target == "/chunked") response.chunked(true);
+      } else if (target == "/redirect") {
+        response.result(http::status::found);
+        response.set(http::field::location, "/ok");
+      } else if (target == "/slow") {
+        response.body() = "late";
+        timer.expires_after(std::chrono::seconds(2));
+        timer.async_wait([self = shared_from_this()](boost::beast::error_code) { self->Send(); });
+        return;
+      } else {
+        response.result(http::status::not_found);
+        response.body() = "no such page";
+      }
+      Send();
+    }
+    void Send() {
+      if (!response.chunked()) response.prepare_payload();
+      http::async_write(socket, response,
+                        [self = shared_from_this()](boost::beast::error_code, size_t) {
+                          boost::beast::error_code ignored;
+                          self->socket.shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
+                        });
+    }
+
+    asio::ip::tcp::socket socket;
+    asio::steady_timer timer;
+    TestHttpServer& owner;
+    boost::beast::flat_buffer buffer;
+    http::request<http::string_body> request;
+    http::response<http::string_body> response;
+  };
+
+  void Accept() {
+    acceptor_.async_accept([this](boost::beast::error_code ec, asio::ip::tcp::socket socket) {
+      if (ec) return;
+      std::make_shared<Session>(std::move(socket), *this)->Start();
+      Accept();
+    });
+  }
+
+  asio::io_context io_;
+  asio::ip::tcp::acceptor acceptor_{io_, {asio::ip::make_address("127.0.0.1"), 0}};
+  std::atomic<int> requests_{0};
+  std::thread thread_;
+};
+
+class IoKindsFiles : public testing::Test {
+ protected:
+  IoKindsFiles() : data_(dir_.path() / "data") {
+    std::filesystem::create_directory(data_);
+    settings_.data_dir = data_.string();
+  }
+
+  TempDir dir_;
+  std::filesystem::path data_;  // io.data_dir, inside dir_ so there is an "outside" to test.
+  IoSettings settings_;
+};
+
+// --- the list -------------------------------------------------------------
+
+TEST(IoKinds, ListsEveryKindInOrderOnTheIoPool) {
+  std::vector<std::string> names;
+  for (const KindSpec& spec : IoKinds(IoSettings{})) {
+    names.push_back(spec.name);
+    EXPECT_EQ(spec.pool, Pool::kIo) << spec.name;
+    EXPECT_FALSE(spec.description.empty()) << spec.name;
+    EXPECT_TRUE(spec.run != nullptr) << spec.name;
+    for (const ParamSpec& param : spec.params) {
+      EXPECT_FALSE(param.description.empty()) << spec.name << "." << param.name;
+    }
+  }
+  EXPECT_EQ(names, (std::vector<std::string>{"sleep", "http.get", "file.read", "file.write",
+                                             "dns.resolve"}));
+}
+
+TEST(IoKinds, ValidationRejectsOutOfRangeParams) {
+  EXPECT_EQ(RunKind(IoSettings{}, "sleep", {{"ms", "3600001"}}).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(RunKind(IoSettings{}, "file.read", {{"path", "a"}, {"offset", "-1"}}).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(RunKind(IoSettings{}, "http.get", {}).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+// --- file.read / file.write ----------------------------------------------
+
+TEST_F(IoKindsFiles, FileWriteThenReadRoundTrips) {
+  absl::StatusOr<std::string> wrote =
+      RunKind(settings_, "file.write", {{"path", "a.txt"}}, "hello");
+  ASSERT_TRUE(wrote.ok()) << wrote.status();
+  EXPECT_EQ(*wrote, "5");
+  EXPECT_EQ(ReadFile(data_ / "a.txt"), "hello");
+
+  absl::StatusOr<std::string> read = RunKind(settings_, "file.read", {{"path", "a.txt"}});
+  ASSERT_TRUE(read.ok()) << read.status();
+  EXPECT_EQ(*read, "hello");
+}
+
+TEST_F(IoKindsFiles, FileWriteReplacesKeepingModeAndLeavesNoTemporaryFile) {
+  std::filesystem::create_directory(data_ / "sub");
+  WriteFile(data_ / "sub" / "f", "old content");
+  ASSERT_EQ(::chmod((data_ / "sub" / "f").c_str(), 0600), 0);
+
+  absl::StatusOr<std::string> wrote = RunKind(settings_, "file.write", {{"path", "sub/f"}}, "new");
+  ASSERT_TRUE(wrote.ok()) << wrote.status();
+  EXPECT_EQ(*wrote, "3");
+  EXPECT_EQ(ReadFile(data_ / "sub" / "f"), "new");
+  struct stat info {};
+  ASSERT_EQ(::stat((data_ / "sub" / "f").c_str(), &info), 0);
+  EXPECT_EQ(info.st_mode & 0777, 0600u);
+  int entries = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(data_ / "sub")) {
+    EXPECT_EQ(entry.path().filename(), "f");
+    ++entries;
+  }
+  EXPECT_EQ(entries, 1);
+}
+
+TEST_F(IoKindsFiles, FileWriteAcceptsAnEmptyPayload) {
+  absl::StatusOr<std::string> wrote = RunKind(settings_, "file.write", {{"path", "empty"}}, "");
+  ASSERT_TRUE(wrote.ok()) << wrote.status();
+  EXPECT_EQ(*wrote, "0");
+  EXPECT_TRUE(std::filesystem::is_regular_file(data_ / "empty"));
+}
+
+TEST_F(IoKindsFiles, FileWriteIntoMissingDirectoryIsNotFound) {
+  absl::StatusOr<std::string> wrote = RunKind(settings_, "file.write", {{"path", "nodir/f"}}, "x");
+  EXPECT_EQ(wrote.status().code(), absl::StatusCode::kNotFound) << wrote.status();
+}
+
+TEST_F(IoKindsFiles, FileWriteRefusesDirectoryTargets) {
+  std::filesystem::create_directory(data_ / "d");
+  EXPECT_EQ(RunKind(settings_, "file.write", {{"path", "d"}}, "x").status().code(),
+            absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(RunKind(settings_, "file.write", {{"path", "d/"}}, "x").status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+TEST_F(IoKindsFiles, FileReadHonoursOffsetAndLength) {
+  WriteFile(data_ / "digits", "0123456789");
+  EXPECT_EQ(*RunKind(settings_, "file.read", {{"path", "digits"}, {"offset", "3"}}), "3456789");
+  EXPECT_EQ(
+      *RunKind(settings_, "file.read", {{"path", "digits"}, {"offset", "3"}, {"length", "4"}}),
+      "3456");
+  EXPECT_EQ(*RunKind(settings_, "file.read", {{"path", "digits"}, {"length", "100"}}),
+            "0123456789");
+  EXPECT_EQ(*RunKind(settings_, "file.read", {{"path", "digits"}, {"offset", "10"}}), "");
+  EXPECT_EQ(*RunKind(settings_, "file.read", {{"path", "digits"}, {"length", "0"}}), "");
+}
+
+TEST_F(IoKindsFiles, FileReadOffsetPastTheEndIsOutOfRange) {
+  WriteFile(data_ / "digits", "0123456789");
+  absl::StatusOr<std::string> read =
+      RunKind(settings_, "file.read", {{"path", "digits"}, {"offset", "11"}});
+  EXPECT_EQ(read.status().code(), absl::StatusCode::kOutOfRange) << read.status();
+}
+
+TEST_F(IoKindsFiles, FileReadMissingFileIsNotFound) {
+  absl::StatusOr<std::string> read = RunKind(settings_, "file.read", {{"path", "nope.txt"}});
+  EXPECT_EQ(read.status().code(), absl::StatusCode::kNotFound) << read.status();
+  EXPECT_NE(read.status().message().find("nope.txt"), std::string::npos);
+}
+
+TEST_F(IoKindsFiles, FileReadRefusesDirectories) {
+  std::filesystem::create_directory(data_ / "d");
+  EXPECT_EQ(RunKind(settings_, "file.read", {{"path", "d"}}).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+}
+
+TEST_F(IoKindsFiles, FileReadLargerThanTheOutputIsResourceExhausted) {
+  WriteFile(data_ / "big", std::string(kOutputLimit + 1, 'x'));
+  EXPECT_EQ(RunKind(settings_, "file.read", {{"path", "big"}}).status().code(),
+            absl::StatusCode::kResourceExhausted);
+  // The part that fits is fine.
+  EXPECT_EQ(RunKind(settings_, "file.read", {{"path", "big"}, {"offset", "1"}})->size(),
+            kOutputLimit);
+}
+
+TEST_F(IoKindsFiles, FileKindsApplyLimitsEvenToALargerOutput) {
+  settings_.limits.max_output_bytes = 4;
+  WriteFile(data_ / "f", "12345");
+  EXPECT_EQ(RunKind(settings_, "file.read", {{"path", "f"}}).status().code(),
+            absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(*RunKind(settings_, "file.read", {{"path", "f"}, {"length", "4"}}), "1234");
+}
+
+TEST_F(IoKindsFiles, FileKindsRejectAnEmptyPath) {
+  EXPECT_EQ(RunKind(settings_, "file.read", {{"path", ""}}).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(RunKind(settings_, "file.write", {{"path", ""}}, "x").status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+TEST_F(IoKindsFiles, FileReadRefusesPathsOutsideDataDir) {
+  WriteFile(dir_.path() / "secret", "outside");
+  std::filesystem::create_directory(data_ / "sub");
+  std::filesystem::create_symlink("/etc/passwd", data_ / "abs_link");
+  std::filesystem::create_symlink("../secret", data_ / "rel_link");
+  std::filesystem::create_symlink("/etc", data_ / "etc_dir");
+  for (const char* path : {"../etc/passwd", "/etc/passwd", "../secret", "abs_link", "rel_link",
+                           "etc_dir/passwd", "sub/../../secret"}) {
+    absl::StatusOr<std::string> read = RunKind(settings_, "file.read", {{"path", path}});
+    EXPECT_EQ(read.status().code(), absl::StatusCode::kPermissionDenied)
+        << path << ": " << read.status();
+  }
+  EXPECT_EQ(RunKind(settings_, "file.read", {{"path", "../secret"}}).status().message(),
+            "file.read: path '../secret' resolves outside io.data_dir (paths must stay inside it: "
+            "no '..' above it, no absolute paths, no symlinks leading out)");
+}
+
+TEST_F(IoKindsFiles, FileReadFollowsSymlinksThatStayInside) {
+  std::filesystem::create_directory(data_ / "sub");
+  WriteFile(data_ / "target", "inside");
+  std::filesystem::create_symlink("../target", data_ / "sub" / "link");
+  absl::StatusOr<std::string> read = RunKind(settings_, "file.read", {{"path", "sub/link"}});
+  ASSERT_TRUE(read.ok()) << read.status();
+  EXPECT_EQ(*read, "inside");
+}
+
+TEST_F(IoKindsFiles, FileWriteRefusesPathsOutsideDataDir) {
+  std::filesystem::create_directory(dir_.path() / "outdir");
+  std::filesystem::create_symlink(dir_.path() / "outdir", data_ / "abs_dir_link");
+  std::filesystem::create_symlink("../outdir", data_ / "rel_dir_link");
+  for (const char* path :
+       {"../escaped", "/tmp/escaped", "abs_dir_link/escaped", "rel_dir_link/escaped"}) {
+    absl::StatusOr<std::string> wrote = RunKind(settings_, "file.write", {{"path", path}}, "x");
+    EXPECT_EQ(wrote.status().code(), absl::StatusCode::kPermissionDenied)
+        << path << ": " << wrote.status();
+  }
+  EXPECT_FALSE(std::filesystem::exists(dir_.path() / "escaped"));
+  EXPECT_TRUE(std::filesystem::is_empty(dir_.path() / "outdir"));
+}
+
+TEST_F(IoKindsFiles, FileWriteReplacesASymlinkInsteadOfWritingThroughIt) {
+  WriteFile(dir_.path() / "secret", "outside");
+  std::filesystem::create_symlink(dir_.path() / "secret", data_ / "link");
+  ASSERT_TRUE(RunKind(settings_, "file.write", {{"path", "link"}}, "new").ok());
+  EXPECT_EQ(ReadFile(dir_.path() / "secret"), "outside");
+  EXPECT_FALSE(std::filesystem::is_symlink(data_ / "link"));
+  EXPECT_EQ(ReadFile(data_ / "link"), "new");
+}
+
+TEST(IoKinds, FileKindsNeedADataDir) {
+  EXPECT_EQ(RunKind(IoSettings{}, "file.read", {{"path", "a"}}).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+}
+
+// --- sleep ------------------------------------------------------------------
+
+TEST(IoKinds, SleepWaitsAndSucceeds) {
+  const steady_clock::time_point start = steady_clock::now();
+  absl::StatusOr<std::string> slept = RunKind(IoSettings{}, "sleep", {{"ms", "30"}});
+  ASSERT_TRUE(slept.ok()) << slept.status();
+  EXPECT_EQ(*slept, "");
+  EXPECT_GE(steady_clock::now() - start, milliseconds(30));
+}
+
+TEST(IoKinds, SleepStopsQuicklyWhenCancelled) {
+  std::atomic<bool> cancelled{false};
+  const steady_clock::time_point start = steady_clock::now();
+  absl::StatusOr<std::string> slept;
+  {
+    CancelLater cancel(cancelled, milliseconds(50));
+    slept =
+        RunKind(IoSettings{}, "sleep", {{"ms", "10000"}}, "", TaskContext{.cancelled = &cancelled});
+  }
+  EXPECT_EQ(slept.status().code(), absl::StatusCode::kCancelled) << slept.status();
+  EXPECT_LT(steady_clock::now() - start, milliseconds(500));
+}
+
+TEST(IoKinds, SleepStopsQuicklyAtTheDeadline) {
+  const steady_clock::time_point start = steady_clock::now();
+  absl::StatusOr<std::string> slept =
+      RunKind(IoSettings{}, "sleep", {{"ms", "10000"}}, "", WithDeadline(milliseconds(50)));
+  EXPECT_EQ(slept.status().code(), absl::StatusCode::kDeadlineExceeded) << slept.status();
+  EXPECT_LT(steady_clock::now() - start, milliseconds(500));
+}
+
+// --- dns.resolve --------------------------------------------------------------
+
+TEST(IoKinds, DnsResolveFindsLocalhost) {
+  absl::StatusOr<std::string> addresses =
+      RunKind(IoSettings{}, "dns.resolve", {{"host", "localhost"}});
+  ASSERT_TRUE(addresses.ok()) << addresses.status();
+  EXPECT_TRUE(addresses->find("127.0.0.1\n") != std::string::npos ||
+              addresses->find("::1\n") != std::string::npos)
+      << *addresses;
+}
+
+TEST(IoKinds, DnsResolveListsEachAddressOnce) {
+  absl::StatusOr<std::string> addresses =
+      RunKind(IoSettings{}, "dns.resolve", {{"host", "127.0.0.1"}});
+  ASSERT_TRUE(addresses.ok()) << addresses.status();
+  EXPECT_EQ(*addresses, "127.0.0.1\n");
+}
+
+TEST(IoKinds, DnsResolveUnknownHostIsNotFound) {
+  absl::StatusOr<std::string> addresses =
+      RunKind(IoSettings{}, "dns.resolve", {{"host", "no-such-host.invalid"}});
+  if (addresses.status().code() == absl::StatusCode::kUnavailable) {
+    GTEST_SKIP() << "no DNS server answered: " << addresses.status();
+  }
+  EXPECT_EQ(addresses.status().code(), absl::StatusCode::kNotFound) << addresses.status();
+  EXPECT_NE(addresses.status().message().find("'no-such-host.invalid'"), std::string::npos);
+}
+
+// --- http.get -------------------------------------------------------------------
+
+class IoKindsHttp : public testing::Test {
+ protected:
+  IoKindsHttp() {
+    InitIoKinds();
+    settings_.http_allow = {"example.org", absl::StrCat("127.0.0.1:", server_.port())};
+  }
+
+  absl::StatusOr<std::string> Get(absl::string_view url, const TaskContext& context = {}) {
+    return RunKind(settings_, "http.get", {{"url", std::string(url)}}, "", context);
+  }
+
+  TestHttpServer server_;
+  IoSettings settings_;
+};
+
+TEST_F(IoKindsHttp, ReturnsTheBody) {
+  absl::StatusOr<std::string> body = Get(server_.Url("/ok"));
+  ASSERT_TRUE(body.ok()) << body.status();
+  EXPECT_EQ(*body, "hello");
+}
+
+TEST_F(IoKindsHttp, Non2xxIsFailedPreconditionNamingTheStatus) {
+  absl::StatusOr<std::string> body = Get(server_.Url("/missing"));
+  EXPECT_EQ(body.status().code(), absl::StatusCode::kFailedPrecondition) << body.status();
+  EXPECT_NE(body.status().message().find("HTTP 404"), std::string::npos) << body.status();
+}
+
+TEST_F(IoKindsHttp, DoesNotFollowRedirects) {
+  absl::StatusOr<std::string> body = Get(server_.Url("/redirect"));
+  EXPECT_EQ(body.status().code(), absl::StatusCode::kFailedPrecondition) << body.status();
+  EXPECT_NE(body.status().message().find("HTTP 302"), std::string::npos) << body.status();
+  EXPECT_EQ(server_.requests(), 1);
+}
+
+TEST_F(IoKindsHttp, BodyOverTheOutputLimitIsResourceExhausted) {
+  for (const char* target : {"/big", "/chunked"}) {
+    absl::StatusOr<std::string> body = Get(server_.Url(target));
+    EXPECT_EQ(body.status().code(), absl::StatusCode::kResourceExhausted)
+        << target << ": " << body.status();
+  }
+}
+
+TEST_F(IoKindsHttp, StopsQuicklyAtTheDeadline) {
+  const steady_clock::time_point start = steady_clock::now();
+  absl::StatusOr<std::string> body = Get(server_.Url("/slow"), WithDeadline(milliseconds(200)));
+  EXPECT_EQ(body.status().code(), absl::StatusCode::kDeadlineExceeded) << body.status();
+  EXPECT_LT(steady_clock::now() - start, milliseconds(1000));
+}
+
+TEST_F(IoKindsHttp, StopsWhenCancelled) {
+  std::atomic<bool> cancelled{false};
+  const steady_clock::time_point start = steady_clock::now();
+  absl::StatusOr<std::string> body;
+  {
+    CancelLater cancel(cancelled, milliseconds(100));
+    body = Get(server_.Url("/slow"), TaskContext{.cancelled = &cancelled});
+  }
+  EXPECT_EQ(body.status().code(), absl::StatusCode::kCancelled) << body.status();
+  // curl calls the progress callback at least once a second while it waits.
+  EXPECT_LT(steady_clock::now() - start, milliseconds(1900));
+}
+
+TEST_F(IoKindsHttp, RefusesHostsNotAllowedWithoutConnecting) {
+  settings_.http_allow = {"example.org", "127.0.0.1:1"};
+  absl::StatusOr<std::string> body = Get(server_.Url("/ok"));
+  EXPECT_EQ(body.status().code(), absl::StatusCode::kPermissionDenied) << body.status();
+  EXPECT_EQ(body.status().message(),
+            absl::StrCat("http.get: host '127.0.0.1:", server_.port(),
+                         "' is not in io.http_allow (allowed: example.org, 127.0.0.1:1)"));
+  // Names are compared as written, not resolved.
+  EXPECT_EQ(Get(absl::StrCat("http://localhost:", server_.port(), "/ok")).status().code(),
+            absl::StatusCode::kPermissionDenied);
+  settings_.http_allow = {};
+  EXPECT_EQ(Get(server_.Url("/ok")).status().code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(server_.requests(), 0);
+}
+
+TEST_F(IoKindsHttp, AllowListMatchesHostWithoutPortAndWildcard) {
+  settings_.http_allow = {"127.0.0.1"};
+  EXPECT_TRUE(Get(server_.Url("/ok")).ok());
+  settings_.http_allow = {"*"};
+  EXPECT_TRUE(Get(server_.Url("/ok")).ok());
+  settings_.http_allow = {"[::1]", absl::StrCat("LOCALHOST:", server_.port())};
+  EXPECT_EQ(Get(server_.Url("/ok")).status().code(), absl::StatusCode::kPermissionDenied);
+  absl::StatusOr<std::string> body = Get(absl::StrCat("http://localhost:", server_.port(), "/ok"));
+  // localhost may resolve to ::1 first, where nothing listens; curl then tries 127.0.0.1.
+  ASSERT_TRUE(body.ok()) << body.status();
+  EXPECT_EQ(*body, "hello");
+}
+
+TEST_F(IoKindsHttp, RefusesOtherSchemes) {
+  settings_.http_allow = {"*"};
+  for (const char* url : {"ftp://127.0.0.1/x", "file:///etc/passwd", "gopher://127.0.0.1/"}) {
+    absl::StatusOr<std::string> body = Get(url);
+    EXPECT_EQ(body.status().code(), absl::StatusCode::kInvalidArgument) << url;
+    EXPECT_NE(body.status().message().find("http, https"), std::string::npos) << body.status();
+  }
+  EXPECT_EQ(Get("not a url").status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(server_.requests(), 0);
+}
+
+TEST_F(IoKindsHttp, ConnectionFailureIsUnavailable) {
+  settings_.http_allow = {"*"};
+  // Port 1 on loopback: nothing listens, so the connection is refused at once.
+  absl::StatusOr<std::string> body = Get("http://127.0.0.1:1/");
+  EXPECT_EQ(body.status().code(), absl::StatusCode::kUnavailable) << body.status();
+}
+
+}  // namespace
+}  // namespace crunch::daemon

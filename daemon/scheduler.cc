@@ -1,0 +1,501 @@
+#include "daemon/scheduler.h"
+
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
+#include "boost/asio/post.hpp"
+#include "daemon/kinds/cpu_kinds.h"
+#include "daemon/kinds/io_kinds.h"
+#include "daemon/task_codec.h"
+#include "daemon/log_format.h"
+
+namespace crunch::daemon {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// Every CPU task is lent at least this much output space, so that an error
+// message always fits.
+constexpr uint64_t kMinOutputCapacity = 1024;
+
+uint64_t Micros(Clock::duration d) {
+  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(d).count());
+}
+
+std::string CodeName(absl::StatusCode code) { return absl::StatusCodeToString(code); }
+
+std::span<const std::byte> AsBytes(const std::string& s) {
+  return std::as_bytes(std::span<const char>(s.data(), s.size()));
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Scheduler>> Scheduler::Create(boost::asio::io_context& io,
+                                                             const Config& config,
+                                                             const std::string& worker_path) {
+  IoSettings io_settings;
+  io_settings.data_dir = config.io.data_dir;
+  io_settings.http_allow = config.io.http_allow;
+  io_settings.limits.max_output_bytes = config.limits.max_output_bytes;
+  absl::StatusOr<KindRegistry> kinds = KindRegistry::Create(CpuKinds(), IoKinds(io_settings));
+  if (!kinds.ok()) return kinds.status();
+  std::unique_ptr<Scheduler> s(
+      new Scheduler(io, config, std::make_unique<KindRegistry>(*std::move(kinds))));
+  CpuPoolOptions cpu;
+  cpu.worker_path = worker_path;
+  cpu.workers = config.cpu.workers;
+  cpu.in_flight_per_worker = config.cpu.in_flight_per_worker;
+  cpu.spin_ns = config.cpu.spin_ns;
+  cpu.arena_bytes = config.cpu.arena_bytes;
+  absl::StatusOr<std::unique_ptr<CpuPool>> pool = CpuPool::Create(io, cpu, s.get());
+  if (!pool.ok()) return pool.status();
+  s->cpu_ = *std::move(pool);
+  Scheduler* self = s.get();
+  s->io_pool_ = std::make_unique<IoPool>(
+      io, config.io.threads, config.limits.max_output_bytes,
+      [self](uint64_t id, absl::Status status, std::string output) {
+        self->OnIoTaskDone(id, std::move(status), std::move(output));
+      });
+  return s;
+}
+
+Scheduler::Scheduler(boost::asio::io_context& io, const Config& config,
+                     std::unique_ptr<KindRegistry> kinds)
+    : io_(io),
+      config_(config),
+      kinds_(std::move(kinds)),
+      cpu_queue_(config.cpu.queue_capacity),
+      io_queue_(config.io.queue_capacity),
+      deadline_timer_(io),
+      housekeeping_timer_(io),
+      drain_timer_(io) {}
+
+Scheduler::~Scheduler() {
+  if (io_pool_) io_pool_->Stop();
+  if (cpu_) cpu_->Stop();
+}
+
+absl::Status Scheduler::Start(absl::AnyInvocable<void()> on_ready) {
+  ExpireKept();  // Arms the housekeeping timer.
+  return cpu_->Start(std::move(on_ready));
+}
+
+absl::StatusOr<uint64_t> Scheduler::Submit(TaskRequest request, TaskDoneCallback done,
+                                           bool keep_result) {
+  auto reject = [this](absl::Status s) {
+    ++rejected_;
+    return s;
+  };
+  if (draining_) {
+    return reject(absl::UnavailableError("crunchd is shutting down and accepts no new tasks"));
+  }
+  absl::StatusOr<KindRegistry::Entry> entry = kinds_->Find(request.kind);
+  if (!entry.ok()) return reject(entry.status());
+  absl::StatusOr<TaskParams> params = ValidateParams(*entry->spec, request.params);
+  if (!params.ok()) return reject(params.status());
+  if (request.payload.size() > config_.limits.max_payload_bytes) {
+    return reject(absl::ResourceExhaustedError(
+        absl::StrCat("payload is ", request.payload.size(), " bytes; the limit is ",
+                     config_.limits.max_payload_bytes, " ([limits] max_payload_bytes)")));
+  }
+  if (keep_result && !request.idempotency_key.empty()) {
+    auto it = idempotency_.find(request.idempotency_key);
+    if (it != idempotency_.end()) return it->second;
+  }
+  const Pool pool = entry->spec->pool;
+  const uint64_t id = next_id_++;
+  auto task = std::make_unique<Task>();
+  task->id = id;
+  task->sequence = next_sequence_++;
+  if (!QueueOf(pool).Push({request.priority, task->sequence, id})) {
+    --next_id_;
+    const TaskQueue& q = QueueOf(pool);
+    return reject(absl::ResourceExhaustedError(
+        absl::StrCat("the ", PoolName(pool), " queue is full (", q.size(), " of ", q.capacity(),
+                     " tasks queued; [", PoolName(pool), "] queue_capacity)")));
+  }
+  const uint32_t default_timeout =
+      pool == Pool::kCpu ? config_.cpu.task_timeout_ms : config_.io.task_timeout_ms;
+  const uint32_t timeout_ms = request.timeout_ms != 0 ? request.timeout_ms : default_timeout;
+  task->spec = entry->spec;
+  task->cpu_index = entry->cpu_index;
+  task->params = *std::move(params);
+  task->accepted = Clock::now();
+  task->deadline = task->accepted + std::chrono::milliseconds(timeout_ms);
+  task->done = std::move(done);
+  task->keep_result = keep_result;
+  if (keep_result && !request.idempotency_key.empty()) {
+    idempotency_[request.idempotency_key] = id;
+  }
+  task->request = std::move(request);
+  deadlines_.emplace(task->deadline, id);
+  live_.emplace(id, std::move(task));
+  ++accepted_;
+  ArmDeadlineTimer();
+  SchedulePump();
+  return id;
+}
+
+void Scheduler::SchedulePump() {
+  if (pump_scheduled_) return;
+  pump_scheduled_ = true;
+  boost::asio::post(io_, [this] {
+    pump_scheduled_ = false;
+    Pump();
+  });
+}
+
+void Scheduler::Pump() {
+  PumpCpu();
+  PumpIo();
+}
+
+void Scheduler::PumpCpu() {
+  const KernelLimits limits{config_.limits.max_output_bytes};
+  bool dispatched = false;
+  while (std::optional<TaskQueue::Key> key = cpu_queue_.Front()) {
+    Task* task = live_.at(key->task_id).get();
+    const std::string header = EncodeParamsHeader(task->params);
+    const std::span<const std::byte> parts[] = {AsBytes(header), AsBytes(task->request.payload)};
+    const uint64_t capacity = std::max(
+        kMinOutputCapacity, task->spec->output_capacity(parts[1], task->params, limits));
+    uint32_t pid = 0;
+    const auto deadline_ns = static_cast<uint64_t>(
+        std::chrono::duration_cast<std::chrono::nanoseconds>(task->deadline.time_since_epoch())
+            .count());
+    if (cpu_->Dispatch(task->id, task->cpu_index, parts, capacity, deadline_ns, &pid) !=
+        CpuPool::DispatchResult::kOk) {
+      break;  // Retried when a worker reports capacity.
+    }
+    cpu_queue_.PopFront();
+    task->state = State::kRunning;
+    task->dispatched = Clock::now();
+    task->worker_pid = pid;
+    dispatched = true;
+  }
+  if (dispatched) cpu_->Flush();
+}
+
+void Scheduler::PumpIo() {
+  while (io_pool_->busy() < io_pool_->size()) {
+    std::optional<TaskQueue::Key> key = io_queue_.Front();
+    if (!key) break;
+    Task* task = live_.at(key->task_id).get();
+    io_queue_.PopFront();
+    task->state = State::kRunning;
+    task->dispatched = Clock::now();
+    task->cancelled = std::make_shared<std::atomic<bool>>(false);
+    IoPool::Job job;
+    job.task_id = task->id;
+    job.spec = task->spec;
+    job.params = task->params;
+    job.payload = std::move(task->request.payload);  // An I/O task never runs twice.
+    job.context.deadline = task->deadline;
+    job.context.cancelled = task->cancelled.get();
+    job.cancelled = task->cancelled;
+    io_pool_->Dispatch(std::move(job));
+  }
+}
+
+void Scheduler::OnCpuTaskDone(uint64_t task_id, absl::StatusCode code,
+                              std::span<const std::byte> output, uint32_t worker_pid) {
+  auto it = live_.find(task_id);
+  if (it == live_.end()) return;  // Ended already (deadline, cancel, drain).
+  Task* task = it->second.get();
+  task->worker_pid = worker_pid;
+  std::string bytes(reinterpret_cast<const char*>(output.data()), output.size());
+  if (code == absl::StatusCode::kOk) {
+    Finish(task, code, "", std::move(bytes));
+  } else {
+    Finish(task, code, std::move(bytes), "");
+  }
+}
+
+void Scheduler::OnCpuWorkerLost(uint32_t worker_pid, const std::string& cause,
+                                std::vector<uint64_t> held) {
+  for (size_t i = 0; i < held.size(); ++i) {
+    auto it = live_.find(held[i]);
+    if (it == live_.end()) continue;
+    Task* task = it->second.get();
+    if (i == 0) {
+      Finish(task, absl::StatusCode::kAborted,
+             absl::StrCat("worker process ", worker_pid, " ", cause, " while running this task"),
+             "");
+    } else {
+      task->state = State::kQueued;
+      task->worker_pid = 0;
+      cpu_queue_.Requeue(task->key());
+    }
+  }
+  SchedulePump();
+}
+
+void Scheduler::OnIoTaskDone(uint64_t task_id, absl::Status status, std::string output) {
+  SchedulePump();  // A thread is free whether or not the task still matters.
+  auto it = live_.find(task_id);
+  if (it == live_.end()) return;
+  if (status.ok()) {
+    Finish(it->second.get(), absl::StatusCode::kOk, "", std::move(output));
+  } else {
+    Finish(it->second.get(), status.code(), std::string(status.message()), "");
+  }
+}
+
+void Scheduler::Finish(Task* task, absl::StatusCode code, std::string error, std::string output) {
+  const Clock::time_point now = Clock::now();
+  TaskResult result;
+  result.task_id = task->id;
+  result.tag = task->request.tag;
+  result.code = code;
+  result.error = std::move(error);
+  result.output = std::move(output);
+  result.pool = task->spec->pool;
+  result.worker_pid = task->spec->pool == Pool::kCpu ? task->worker_pid : 0;
+  if (task->state == State::kQueued) {
+    QueueOf(task->spec->pool).Remove(task->key());
+    result.queue_us = Micros(now - task->accepted);
+  } else {
+    result.queue_us = Micros(task->dispatched - task->accepted);
+    result.run_us = Micros(now - task->dispatched);
+  }
+  deadlines_.erase({task->deadline, task->id});
+  (task->spec->pool == Pool::kCpu ? cpu_latency_ : io_latency_).Add(Micros(now - task->accepted));
+  if (code == absl::StatusCode::kOk) {
+    ++completed_;
+  } else {
+    ++failed_;
+    ++failed_by_code_[code];
+    if (code == absl::StatusCode::kCancelled) ++cancelled_;
+  }
+  auto node = live_.extract(task->id);
+  std::unique_ptr<Task> owned = std::move(node.mapped());
+  if (owned->done) owned->done(result);
+  for (TaskDoneCallback& waiter : owned->waiters) waiter(result);
+  if (owned->keep_result) {
+    kept_order_.push_back(owned->id);
+    kept_.emplace(owned->id,
+                  Kept{std::move(result), now + std::chrono::milliseconds(config_.server.result_ttl_ms)});
+    while (kept_.size() > config_.server.max_kept_results && !kept_order_.empty()) {
+      auto k = kept_.find(kept_order_.front());
+      if (k != kept_.end()) kept_.erase(k);  // Its idempotency key goes in ExpireKept().
+      kept_order_.pop_front();
+    }
+  }
+  CheckDrained();
+}
+
+absl::Status Scheduler::Wait(uint64_t task_id, Clock::time_point deadline, TaskDoneCallback done) {
+  if (auto k = kept_.find(task_id); k != kept_.end()) {
+    done(k->second.result);
+    return absl::OkStatus();
+  }
+  auto it = live_.find(task_id);
+  if (it == live_.end()) {
+    return absl::NotFoundError(absl::StrCat(
+        "no task ", task_id, ": unknown, never submitted with Submit, or its result expired (kept ",
+        config_.server.result_ttl_ms, " ms, [server] result_ttl_ms)"));
+  }
+  // Whichever comes first, the result or the deadline, answers the waiter.
+  struct WaitState {
+    explicit WaitState(boost::asio::io_context& io) : timer(io) {}
+    TaskDoneCallback done;
+    boost::asio::steady_timer timer;
+    bool answered = false;
+  };
+  auto state = std::make_shared<WaitState>(io_);
+  state->done = std::move(done);
+  state->timer.expires_at(deadline);
+  state->timer.async_wait([state, task_id](boost::system::error_code ec) {
+    if (ec || state->answered) return;
+    state->answered = true;
+    TaskResult r;
+    r.task_id = task_id;
+    r.code = absl::StatusCode::kDeadlineExceeded;
+    r.error = "the wait ended at the call's deadline; the task is still running";
+    state->done(r);
+  });
+  it->second->waiters.push_back([state](const TaskResult& r) {
+    if (state->answered) return;
+    state->answered = true;
+    state->timer.cancel();
+    state->done(r);
+  });
+  return absl::OkStatus();
+}
+
+absl::StatusOr<CancelOutcome> Scheduler::Cancel(uint64_t task_id) {
+  if (kept_.contains(task_id)) return CancelOutcome{false, "done"};
+  auto it = live_.find(task_id);
+  if (it == live_.end()) {
+    return absl::NotFoundError(absl::StrCat("no task ", task_id, " is running or kept"));
+  }
+  Task* task = it->second.get();
+  CancelOutcome outcome{true, task->state == State::kQueued ? "queued" : "running"};
+  if (task->state == State::kRunning) {
+    if (task->spec->pool == Pool::kCpu) {
+      if (cpu_->IsRunning(task_id)) cpu_->KillWorkerHolding(task_id);
+    } else {
+      task->cancelled->store(true);
+    }
+  }
+  Finish(task, absl::StatusCode::kCancelled, "cancelled by request", "");
+  return outcome;
+}
+
+void Scheduler::ArmDeadlineTimer() {
+  if (deadlines_.empty()) return;
+  const Clock::time_point earliest = deadlines_.begin()->first;
+  if (earliest >= deadline_timer_at_) return;
+  deadline_timer_at_ = earliest;
+  deadline_timer_.expires_at(earliest);
+  deadline_timer_.async_wait([this](boost::system::error_code ec) {
+    if (!ec) OnDeadlineTimer();
+  });
+}
+
+void Scheduler::OnDeadlineTimer() {
+  deadline_timer_at_ = Clock::time_point::max();
+  const Clock::time_point now = Clock::now();
+  while (!deadlines_.empty() && deadlines_.begin()->first <= now) {
+    Task* task = live_.at(deadlines_.begin()->second).get();
+    const auto timeout = std::chrono::duration_cast<std::chrono::milliseconds>(task->deadline -
+                                                                               task->accepted);
+    std::string why;
+    if (task->state == State::kQueued) {
+      why = absl::StrCat("the task waited in the ", PoolName(task->spec->pool),
+                         " queue past its timeout of ", timeout.count(), " ms");
+    } else {
+      why = absl::StrCat("the task ran past its timeout of ", timeout.count(), " ms");
+      if (task->spec->pool == Pool::kCpu) {
+        if (cpu_->IsRunning(task->id)) {
+          cpu_->KillWorkerHolding(task->id);
+          absl::StrAppend(&why, "; its worker process ", task->worker_pid, " was killed");
+        }
+      } else {
+        task->cancelled->store(true);
+      }
+    }
+    Finish(task, absl::StatusCode::kDeadlineExceeded, std::move(why), "");
+  }
+  ArmDeadlineTimer();
+}
+
+void Scheduler::ExpireKept() {
+  const Clock::time_point now = Clock::now();
+  while (!kept_order_.empty()) {
+    auto k = kept_.find(kept_order_.front());
+    if (k != kept_.end()) {
+      if (k->second.expires > now) break;
+      kept_.erase(k);
+    }
+    kept_order_.pop_front();
+  }
+  for (auto it = idempotency_.begin(); it != idempotency_.end();) {
+    if (!live_.contains(it->second) && !kept_.contains(it->second)) {
+      idempotency_.erase(it++);
+    } else {
+      ++it;
+    }
+  }
+  housekeeping_timer_.expires_after(std::chrono::seconds(1));
+  housekeeping_timer_.async_wait([this](boost::system::error_code ec) {
+    if (!ec) ExpireKept();
+  });
+}
+
+void Scheduler::Drain(std::chrono::milliseconds grace, absl::AnyInvocable<void()> drained) {
+  if (draining_) {  // Asked again: the grace period ends now.
+    drain_timer_.cancel();
+    OnDrainGraceOver();
+    return;
+  }
+  draining_ = true;
+  drained_ = std::move(drained);
+  drain_grace_ = grace;
+  spdlog::info("draining: {} task(s) in flight, grace period {} ms", live_.size(), grace.count());
+  drain_timer_.expires_after(grace);
+  drain_timer_.async_wait([this](boost::system::error_code ec) {
+    if (!ec) OnDrainGraceOver();
+  });
+  CheckDrained();
+}
+
+void Scheduler::OnDrainGraceOver() {
+  std::vector<uint64_t> left;
+  for (const auto& [id, task] : live_) left.push_back(id);
+  if (!left.empty()) {
+    spdlog::warn("drain grace period over: failing {} unfinished task(s)", left.size());
+  }
+  for (uint64_t id : left) {
+    auto it = live_.find(id);
+    if (it == live_.end()) continue;
+    Task* task = it->second.get();
+    if (task->state == State::kRunning && task->cancelled) task->cancelled->store(true);
+    Finish(task, absl::StatusCode::kUnavailable,
+           absl::StrCat("crunchd shut down before the task finished (grace period ",
+                        drain_grace_.count(), " ms, [server] drain_grace_ms)"),
+           "");
+  }
+  CheckDrained();
+}
+
+void Scheduler::CheckDrained() {
+  if (!draining_ || !live_.empty() || !drained_) return;
+  drain_timer_.cancel();
+  deadline_timer_.cancel();
+  housekeeping_timer_.cancel();
+  cpu_->Stop();
+  io_pool_->Stop();
+  auto drained = std::move(drained_);
+  drained_ = nullptr;
+  drained();
+}
+
+void Scheduler::Reload(const Config& config) {
+  cpu_queue_.set_capacity(config.cpu.queue_capacity);
+  io_queue_.set_capacity(config.io.queue_capacity);
+  io_pool_->set_max_output_bytes(config.limits.max_output_bytes);
+  auto restart_needed = [](const char* key, bool changed) {
+    if (changed) spdlog::warn("config: a change to {} takes effect on restart", key);
+  };
+  restart_needed("[cpu] workers", config.cpu.workers != config_.cpu.workers);
+  restart_needed("[cpu] in_flight_per_worker",
+                 config.cpu.in_flight_per_worker != config_.cpu.in_flight_per_worker);
+  restart_needed("[cpu] arena_bytes", config.cpu.arena_bytes != config_.cpu.arena_bytes);
+  restart_needed("[cpu] spin_ns", config.cpu.spin_ns != config_.cpu.spin_ns);
+  restart_needed("[io] threads", config.io.threads != config_.io.threads);
+  restart_needed("[io] data_dir", config.io.data_dir != config_.io.data_dir);
+  restart_needed("[io] http_allow", config.io.http_allow != config_.io.http_allow);
+  restart_needed("[server] listen", config.server.listen != config_.server.listen);
+  const std::string worker_path = config_.cpu.worker_path;
+  config_ = config;
+  config_.cpu.worker_path = worker_path;
+}
+
+SchedulerSnapshot Scheduler::Snapshot() const {
+  SchedulerSnapshot s;
+  s.workers = cpu_->Snapshot();
+  PoolSnapshot cpu{"cpu",
+                   cpu_->size(),
+                   cpu_->busy(),
+                   static_cast<uint32_t>(cpu_queue_.size()),
+                   static_cast<uint32_t>(cpu_queue_.capacity()),
+                   cpu_latency_.Summary()};
+  PoolSnapshot io{"io",
+                  io_pool_->size(),
+                  io_pool_->busy(),
+                  static_cast<uint32_t>(io_queue_.size()),
+                  static_cast<uint32_t>(io_queue_.capacity()),
+                  io_latency_.Summary()};
+  s.pools = {std::move(cpu), std::move(io)};
+  s.accepted = accepted_;
+  s.completed = completed_;
+  s.failed = failed_;
+  s.rejected = rejected_;
+  s.cancelled = cancelled_;
+  for (const auto& [code, n] : failed_by_code_) s.failed_by_code[CodeName(code)] = n;
+  s.draining = draining_;
+  return s;
+}
+
+}  // namespace crunch::daemon

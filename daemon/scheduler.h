@@ -1,0 +1,206 @@
+// Scheduler: the heart of crunchd. Accepts tasks, queues them per pool,
+// dispatches them to the CPU worker processes or the I/O threads, enforces
+// deadlines and cancellation, and reports every accepted task's end exactly
+// once.
+//
+// Design
+//   * One thread. Everything here runs on the io_context's thread; transports
+//     hand requests over with boost::asio::post and get results in callbacks on
+//     the same thread. No locks, no shared flags.
+//   * Admission is immediate: an unknown kind, a bad parameter, a payload over
+//     the limit, a full queue or a draining daemon is refused before the task
+//     exists (the caller gets the error at once, nothing is queued).
+//   * Two bounded queues (cpu, io), each ordered by priority then arrival. A
+//     dispatch round ("pump") runs after anything that may free capacity and is
+//     coalesced: many arrivals in one loop turn are dispatched together, and
+//     each worker is woken once per round.
+//   * Deadlines: every task has one (its timeout_ms, or the pool's default),
+//     kept in an ordered set with a single timer armed for the earliest. A task
+//     past its deadline ends with DEADLINE_EXCEEDED wherever it is: removed
+//     from its queue, its CPU worker killed if it was running there, its I/O
+//     result ignored if it comes later.
+//   * Cancel ends a task with CANCELLED: a queued one leaves its queue, a
+//     running CPU task's worker is killed and replaced.
+//   * Worker loss: the task a dead worker was running ends with ABORTED naming
+//     the signal or exit status; tasks queued behind it on that worker never
+//     started and go back to the front of the queue.
+//   * Submit()ted results are kept for result_ttl_ms for Wait().
+//   * Drain: new tasks get UNAVAILABLE; running ones may finish within the
+//     grace period; whatever is left then ends with UNAVAILABLE.
+//
+// Thread safety: not thread-safe; all calls on the io_context's thread.
+
+#ifndef CRUNCH_DAEMON_SCHEDULER_H_
+#define CRUNCH_DAEMON_SCHEDULER_H_
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/functional/any_invocable.h"
+#include "absl/status/statusor.h"
+#include "boost/asio/io_context.hpp"
+#include "boost/asio/steady_timer.hpp"
+#include "daemon/config.h"
+#include "daemon/cpu_pool.h"
+#include "daemon/io_pool.h"
+#include "daemon/kind_registry.h"
+#include "daemon/latency_window.h"
+#include "daemon/task.h"
+#include "daemon/task_queue.h"
+
+namespace crunch::daemon {
+
+struct PoolSnapshot {
+  std::string name;
+  uint32_t size = 0;
+  uint32_t busy = 0;
+  uint32_t queued = 0;
+  uint32_t queue_capacity = 0;
+  LatencySummary latency;
+};
+
+struct SchedulerSnapshot {
+  std::vector<WorkerSnapshot> workers;
+  std::vector<PoolSnapshot> pools;
+  uint64_t accepted = 0;
+  uint64_t completed = 0;
+  uint64_t failed = 0;
+  uint64_t rejected = 0;
+  uint64_t cancelled = 0;
+  std::map<std::string, uint64_t> failed_by_code;
+  bool draining = false;
+};
+
+struct CancelOutcome {
+  bool cancelled = false;
+  std::string state;  // queued, running, done
+};
+
+class Scheduler final : private CpuPool::Listener {
+ public:
+  // `worker_path` is the crunch_worker executable.
+  static absl::StatusOr<std::unique_ptr<Scheduler>> Create(boost::asio::io_context& io,
+                                                           const Config& config,
+                                                           const std::string& worker_path);
+  ~Scheduler() override;
+
+  // Starts the worker processes; `on_ready` runs once all have attached.
+  absl::Status Start(absl::AnyInvocable<void()> on_ready);
+
+  // Accepts the task or refuses it at once. On acceptance returns its id and
+  // calls `done` exactly once, later, when it ends. With `keep_result` the
+  // result stays available to Wait() for result_ttl_ms.
+  absl::StatusOr<uint64_t> Submit(TaskRequest request, TaskDoneCallback done,
+                                  bool keep_result = false);
+
+  // Calls `done` with the task's result: now if it has ended, else when it
+  // does. If `deadline` passes first, `done` gets a result whose code is
+  // DEADLINE_EXCEEDED and error says the wait timed out (the task goes on).
+  // NOT_FOUND if no such task is running or kept.
+  absl::Status Wait(uint64_t task_id, std::chrono::steady_clock::time_point deadline,
+                    TaskDoneCallback done);
+
+  // NOT_FOUND if no such task is running or kept.
+  absl::StatusOr<CancelOutcome> Cancel(uint64_t task_id);
+
+  // Stops accepting; when every task has ended, or `grace` has passed and the
+  // rest were failed with UNAVAILABLE, stops the pools and calls `drained`.
+  // Called again while draining, it ends the grace period at once.
+  void Drain(std::chrono::milliseconds grace, absl::AnyInvocable<void()> drained);
+
+  // Applies what can change without a restart (queue capacities, timeouts,
+  // limits, I/O settings, log level); the rest is logged as needing one.
+  void Reload(const Config& config);
+
+  SchedulerSnapshot Snapshot() const;
+  const KindRegistry& kinds() const { return *kinds_; }
+  size_t live_tasks() const { return live_.size(); }
+
+ private:
+  enum class State : uint8_t { kQueued, kRunning };
+  struct Task {
+    uint64_t id = 0;
+    uint64_t sequence = 0;
+    TaskRequest request;
+    const KindSpec* spec = nullptr;
+    uint32_t cpu_index = 0;
+    TaskParams params;
+    State state = State::kQueued;
+    std::chrono::steady_clock::time_point accepted, dispatched, deadline;
+    TaskDoneCallback done;
+    bool keep_result = false;
+    uint32_t worker_pid = 0;
+    std::shared_ptr<std::atomic<bool>> cancelled;  // I/O tasks.
+    std::vector<TaskDoneCallback> waiters;
+    TaskQueue::Key key() const { return {request.priority, sequence, id}; }
+  };
+  struct Kept {
+    TaskResult result;
+    std::chrono::steady_clock::time_point expires;
+  };
+
+  Scheduler(boost::asio::io_context& io, const Config& config,
+            std::unique_ptr<KindRegistry> kinds);
+
+  // CpuPool::Listener
+  void OnCpuTaskDone(uint64_t task_id, absl::StatusCode code, std::span<const std::byte> output,
+                     uint32_t worker_pid) override;
+  void OnCpuWorkerLost(uint32_t worker_pid, const std::string& cause,
+                       std::vector<uint64_t> held) override;
+  void OnCpuCapacity() override { SchedulePump(); }
+
+  void OnIoTaskDone(uint64_t task_id, absl::Status status, std::string output);
+
+  void SchedulePump();
+  void Pump();
+  void PumpCpu();
+  void PumpIo();
+  // Ends the task: removes it from every index, reports it, keeps it if asked.
+  void Finish(Task* task, absl::StatusCode code, std::string error, std::string output);
+  void ArmDeadlineTimer();
+  void OnDeadlineTimer();
+  void ExpireKept();
+  void CheckDrained();
+  void OnDrainGraceOver();
+  TaskQueue& QueueOf(Pool pool) { return pool == Pool::kCpu ? cpu_queue_ : io_queue_; }
+
+  boost::asio::io_context& io_;
+  Config config_;
+  std::unique_ptr<KindRegistry> kinds_;
+  std::unique_ptr<CpuPool> cpu_;
+  std::unique_ptr<IoPool> io_pool_;
+  TaskQueue cpu_queue_;
+  TaskQueue io_queue_;
+  absl::flat_hash_map<uint64_t, std::unique_ptr<Task>> live_;
+  absl::flat_hash_map<uint64_t, Kept> kept_;
+  std::deque<uint64_t> kept_order_;  // By expiry (TTL is uniform).
+  absl::flat_hash_map<std::string, uint64_t> idempotency_;
+  std::set<std::pair<std::chrono::steady_clock::time_point, uint64_t>> deadlines_;
+  boost::asio::steady_timer deadline_timer_;
+  std::chrono::steady_clock::time_point deadline_timer_at_ =
+      std::chrono::steady_clock::time_point::max();
+  boost::asio::steady_timer housekeeping_timer_;
+  bool pump_scheduled_ = false;
+  uint64_t next_id_ = 1;
+  uint64_t next_sequence_ = 0;
+
+  LatencyWindow cpu_latency_;
+  LatencyWindow io_latency_;
+  uint64_t accepted_ = 0, completed_ = 0, failed_ = 0, rejected_ = 0, cancelled_ = 0;
+  absl::flat_hash_map<absl::StatusCode, uint64_t> failed_by_code_;
+
+  bool draining_ = false;
+  boost::asio::steady_timer drain_timer_;
+  std::chrono::milliseconds drain_grace_{0};
+  absl::AnyInvocable<void()> drained_;
+};
+
+}  // namespace crunch::daemon
+
+#endif  // CRUNCH_DAEMON_SCHEDULER_H_

@@ -1,0 +1,116 @@
+// crunch_worker: one CPU worker process. crunchd starts N of these (fork+exec)
+// and talks to each through its slot of the shared segment; nobody else should
+// start one by hand.
+//
+//   crunch_worker [--spin-ns=N]
+//
+// Life: attach (the segment and eventfds arrive as inherited fds described by
+// $CRUNCH_IPC), then loop forever: receive a descriptor, decode the parameters
+// in front of the payload, run the kernel with its output going straight into
+// the lent arena extent, complete. A failed task completes with the status
+// code as the descriptor status and the message as its output. The worker
+// exits when the daemon dies (parent-death signal) or when the daemon kills it
+// (timeout, cancel, shutdown); it keeps no state a restart would lose.
+//
+// Exit status: 0 never (it is killed), 2 bad usage, 70 corrupt ring, 78 cannot attach.
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string_view>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "daemon/kinds/cpu_kinds.h"
+#include "daemon/task_codec.h"
+#include "ipc/child_process.h"
+#include "ipc/worker_channel.h"
+
+namespace crunch::daemon {
+namespace {
+
+struct WorkerOptions {
+  uint64_t spin_ns = 50'000;  // How long to spin for the next request before sleeping.
+};
+
+std::chrono::steady_clock::time_point DeadlineFrom(uint64_t deadline_ns) {
+  if (deadline_ns == 0) return std::chrono::steady_clock::time_point::max();
+  // steady_clock is CLOCK_MONOTONIC on Linux, the clock the daemon used.
+  return std::chrono::steady_clock::time_point(std::chrono::nanoseconds(deadline_ns));
+}
+
+// Writes `status`'s message into the output extent (truncated to fit).
+uint64_t WriteError(std::span<std::byte> out, const absl::Status& status) {
+  const absl::string_view msg = status.message();
+  const size_t n = std::min(out.size(), msg.size());
+  std::memcpy(out.data(), msg.data(), n);
+  return n;
+}
+
+int Serve(const WorkerOptions& options) {
+  absl::StatusOr<ipc::WorkerHandoff> handoff = ipc::WorkerHandoff::FromEnvironment();
+  if (!handoff.ok()) {
+    std::fprintf(stderr, "crunch_worker: %s (it is started by crunchd)\n",
+                 std::string(handoff.status().message()).c_str());
+    return 78;
+  }
+  if (absl::Status s = ipc::ExitWhenParentDies(handoff->parent_pid); !s.ok()) return 78;
+  absl::StatusOr<ipc::WorkerChannel> channel = ipc::WorkerChannel::Attach(*handoff);
+  if (!channel.ok()) {
+    std::fprintf(stderr, "crunch_worker: %s\n", std::string(channel.status().message()).c_str());
+    return 78;
+  }
+  const std::vector<KindSpec> kinds = CpuKinds();
+  const ipc::SpinPolicy spin{std::chrono::nanoseconds(options.spin_ns)};
+  ipc::Descriptor d;
+  for (;;) {
+    if (channel->Receive(&d, spin) != ipc::RingResult::kOk) {
+      std::fprintf(stderr, "crunch_worker: the request ring is corrupt\n");
+      return 70;
+    }
+    std::span<std::byte> out = channel->Output(d);
+    absl::Status status;
+    uint64_t written = 0;
+    if (d.kind >= kinds.size()) {
+      status = absl::InternalError(
+          absl::StrCat("worker has no CPU kind number ", d.kind, " (daemon and worker differ)"));
+    } else if (absl::StatusOr<DecodedTaskInput> input = DecodeTaskInput(channel->Input(d));
+               !input.ok()) {
+      status = input.status();
+    } else {
+      SpanOutput output(out);
+      TaskContext context;
+      context.deadline = DeadlineFrom(d.deadline_ns);
+      status = kinds[d.kind].run(input->payload, input->params, context, output);
+      written = output.size();
+    }
+    if (!status.ok()) written = WriteError(out, status);
+    if (channel->Complete(d, static_cast<uint32_t>(status.code()), written) !=
+        ipc::RingResult::kOk) {
+      std::fprintf(stderr, "crunch_worker: the completion ring is corrupt or full\n");
+      return 70;
+    }
+  }
+}
+
+bool ParseFlag(std::string_view arg, std::string_view name, uint64_t* out) {
+  if (arg.substr(0, name.size()) != name) return false;
+  const std::string_view value = arg.substr(name.size());
+  return absl::SimpleAtoi(absl::string_view(value.data(), value.size()), out);
+}
+
+}  // namespace
+}  // namespace crunch::daemon
+
+int main(int argc, char** argv) {
+  crunch::daemon::WorkerOptions options;
+  for (int i = 1; i < argc; ++i) {
+    std::string_view arg = argv[i];
+    if (!crunch::daemon::ParseFlag(arg, "--spin-ns=", &options.spin_ns)) {
+      std::fprintf(stderr, "crunch_worker: bad argument '%s'; allowed: --spin-ns=N\n", argv[i]);
+      return 2;
+    }
+  }
+  return crunch::daemon::Serve(options);
+}

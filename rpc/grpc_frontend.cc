@@ -1,0 +1,253 @@
+#include "rpc/grpc_frontend.h"
+
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/health_check_service_interface.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "rpc/default_address.h"
+#include "rpc/internal/run_stream_call.h"
+#include "rpc/internal/unary_call.h"
+#include "rpc/proto_conversion.h"
+#include "rpc/status_conversion.h"
+#include "daemon/log_format.h"
+
+namespace crunch::rpc {
+namespace {
+
+namespace v1 = crunch::v1;
+using internal::UnaryCall;
+using Clock = std::chrono::steady_clock;
+
+using RunCall = UnaryCall<v1::TaskRequest, v1::TaskResult>;
+using SubmitCall = UnaryCall<v1::TaskRequest, v1::TaskRef>;
+using WaitCall = UnaryCall<v1::TaskRef, v1::TaskResult>;
+using CancelCall = UnaryCall<v1::TaskRef, v1::CancelReply>;
+using ListKindsCall = UnaryCall<v1::ListKindsRequest, v1::ListKindsReply>;
+using StatusCall = UnaryCall<v1::StatusRequest, v1::DaemonStatus>;
+
+// The call's deadline as a steady-clock time (max if the client set none).
+Clock::time_point CallDeadline(const grpc::ServerContext& context) {
+  const auto deadline = context.deadline();
+  if (deadline >= std::chrono::system_clock::time_point::max() - std::chrono::hours(24 * 365)) {
+    return Clock::time_point::max();
+  }
+  return Clock::now() + (deadline - std::chrono::system_clock::now());
+}
+
+// Answers a unary call with a task's result: a failed task is a failed call.
+template <typename Call>
+void AnswerWithResult(Call* call, const daemon::TaskResult& result) {
+  if (result.code != absl::StatusCode::kOk) {
+    call->Fail(ToGrpcStatus(result.code, result.error));
+    return;
+  }
+  v1::TaskResult out;
+  ToProto(result, &out);
+  call->Reply(out);
+}
+
+// The handlers, run on the io_context's thread.
+struct Handlers {
+  RunCall::Handler run;
+  SubmitCall::Handler submit;
+  WaitCall::Handler wait;
+  CancelCall::Handler cancel;
+  ListKindsCall::Handler list_kinds;
+  StatusCall::Handler status;
+};
+
+Handlers MakeHandlers(const GrpcFrontend::Context& ctx) {
+  daemon::Scheduler* scheduler = ctx.scheduler;
+  Handlers h;
+  h.run = [scheduler](RunCall* call) {
+    daemon::TaskRequest request = FromProto(v1::TaskRequest(call->request()));
+    // A client that stops waiting at its deadline has no use for the result:
+    // bound the task by the call's deadline too.
+    const Clock::time_point deadline = CallDeadline(call->context());
+    if (deadline != Clock::time_point::max()) {
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+      const uint32_t call_ms = static_cast<uint32_t>(std::max<int64_t>(1, left.count()));
+      if (request.timeout_ms == 0 || call_ms < request.timeout_ms) request.timeout_ms = call_ms;
+    }
+    absl::StatusOr<uint64_t> id = scheduler->Submit(
+        std::move(request), [call](const daemon::TaskResult& r) { AnswerWithResult(call, r); });
+    if (!id.ok()) call->Fail(ToGrpcStatus(id.status()));
+  };
+  h.submit = [scheduler](SubmitCall* call) {
+    absl::StatusOr<uint64_t> id = scheduler->Submit(
+        FromProto(v1::TaskRequest(call->request())), [](const daemon::TaskResult&) {},
+        /*keep_result=*/true);
+    if (!id.ok()) {
+      call->Fail(ToGrpcStatus(id.status()));
+      return;
+    }
+    v1::TaskRef ref;
+    ref.set_task_id(*id);
+    call->Reply(ref);
+  };
+  h.wait = [scheduler](WaitCall* call) {
+    absl::Status s = scheduler->Wait(call->request().task_id(), CallDeadline(call->context()),
+                                     [call](const daemon::TaskResult& r) { AnswerWithResult(call, r); });
+    if (!s.ok()) call->Fail(ToGrpcStatus(s));
+  };
+  h.cancel = [scheduler](CancelCall* call) {
+    absl::StatusOr<daemon::CancelOutcome> outcome = scheduler->Cancel(call->request().task_id());
+    if (!outcome.ok()) {
+      call->Fail(ToGrpcStatus(outcome.status()));
+      return;
+    }
+    v1::CancelReply reply;
+    reply.set_cancelled(outcome->cancelled);
+    reply.set_state(outcome->state);
+    call->Reply(reply);
+  };
+  h.list_kinds = [scheduler](ListKindsCall* call) {
+    v1::ListKindsReply reply;
+    ToProto(scheduler->kinds(), &reply);
+    call->Reply(reply);
+  };
+  h.status = [scheduler, started = ctx.started](StatusCall* call) {
+    v1::DaemonStatus reply;
+    ToProto(scheduler->Snapshot(), started, scheduler->kinds(), &reply);
+    call->Reply(reply);
+  };
+  return h;
+}
+
+// Handlers live as long as the process may still run a call.
+Handlers* g_handlers = nullptr;
+
+}  // namespace
+
+GrpcFrontend::GrpcFrontend(boost::asio::io_context& io, daemon::Scheduler& scheduler,
+                           const daemon::Config& config, std::vector<std::string> listen,
+                           std::chrono::steady_clock::time_point started, int cq_threads)
+    : io_(io),
+      scheduler_(scheduler),
+      config_(config),
+      listen_(std::move(listen)),
+      cq_thread_count_(cq_threads),
+      context_{&io_, &scheduler_, &service_, started} {}
+
+GrpcFrontend::~GrpcFrontend() { Shutdown(); }
+
+std::string GrpcFrontend::Describe() const { return absl::StrJoin(listen_, ", "); }
+
+absl::Status GrpcFrontend::PrepareUnixSocket(const std::string& path) {
+  std::error_code ec;
+  const std::filesystem::path dir = std::filesystem::path(path).parent_path();
+  if (!dir.empty() && !std::filesystem::exists(dir, ec)) {
+    std::filesystem::create_directories(dir, ec);
+    if (ec) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("cannot create the socket directory ", dir.string(), ": ", ec.message()));
+    }
+    ::chmod(dir.c_str(), 0755);
+  }
+  struct stat st;
+  if (::lstat(path.c_str(), &st) != 0) return absl::OkStatus();
+  if (!S_ISSOCK(st.st_mode)) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(path, " exists and is not a socket; remove it or listen elsewhere"));
+  }
+  // A socket file: is a live daemon behind it?
+  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::strncpy(addr.sun_path, path.c_str(), sizeof(addr.sun_path) - 1);
+  const bool live = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
+  ::close(fd);
+  if (live) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("another process (crunchd?) is already listening on ", path));
+  }
+  spdlog::info("removing stale socket {}", path);
+  ::unlink(path.c_str());
+  return absl::OkStatus();
+}
+
+absl::Status GrpcFrontend::Start() {
+  if (g_handlers == nullptr) g_handlers = new Handlers(MakeHandlers(context_));
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  std::vector<int> ports(listen_.size(), 0);
+  for (size_t i = 0; i < listen_.size(); ++i) {
+    if (std::optional<std::string> path = UnixSocketPath(listen_[i])) {
+      if (absl::Status s = PrepareUnixSocket(*path); !s.ok()) return s;
+      socket_paths_.push_back(*path);
+      builder.AddListeningPort(listen_[i], grpc::InsecureServerCredentials());
+    } else {
+      builder.AddListeningPort(listen_[i], grpc::InsecureServerCredentials(), &ports[i]);
+    }
+  }
+  builder.RegisterService(&service_);
+  // Leave room for the message framing around the largest payload/output.
+  constexpr uint64_t kSlack = 64 * 1024;
+  builder.SetMaxReceiveMessageSize(
+      static_cast<int>(std::min<uint64_t>(INT32_MAX, config_.limits.max_payload_bytes + kSlack)));
+  builder.SetMaxSendMessageSize(
+      static_cast<int>(std::min<uint64_t>(INT32_MAX, config_.limits.max_output_bytes + kSlack)));
+  for (int i = 0; i < cq_thread_count_; ++i) cqs_.push_back(builder.AddCompletionQueue());
+  server_ = builder.BuildAndStart();
+  if (server_ == nullptr) {
+    return absl::UnavailableError(
+        absl::StrCat("cannot listen on ", Describe(), " (address in use, or not permitted?)"));
+  }
+  for (size_t i = 0; i < listen_.size(); ++i) {
+    if (!UnixSocketPath(listen_[i]) && ports[i] == 0) {
+      Shutdown();
+      return absl::UnavailableError(absl::StrCat("cannot listen on ", listen_[i]));
+    }
+  }
+  for (const std::string& path : socket_paths_) ::chmod(path.c_str(), 0660);
+  server_->GetHealthCheckService()->SetServingStatus(true);
+
+  for (auto& cq : cqs_) {
+    grpc::ServerCompletionQueue* q = cq.get();
+    // Requests for each method are awaited on every queue.
+    RunCall::Listen(&service_, q, &v1::Crunch::AsyncService::RequestRun, &io_, &g_handlers->run);
+    SubmitCall::Listen(&service_, q, &v1::Crunch::AsyncService::RequestSubmit, &io_,
+                       &g_handlers->submit);
+    WaitCall::Listen(&service_, q, &v1::Crunch::AsyncService::RequestWait, &io_, &g_handlers->wait);
+    CancelCall::Listen(&service_, q, &v1::Crunch::AsyncService::RequestCancel, &io_,
+                       &g_handlers->cancel);
+    ListKindsCall::Listen(&service_, q, &v1::Crunch::AsyncService::RequestListKinds, &io_,
+                          &g_handlers->list_kinds);
+    StatusCall::Listen(&service_, q, &v1::Crunch::AsyncService::RequestStatus, &io_,
+                       &g_handlers->status);
+    internal::RunStreamCall::Listen(&service_, q, &io_, &scheduler_);
+    threads_.emplace_back([q] {
+      void* tag = nullptr;
+      bool ok = false;
+      while (q->Next(&tag, &ok)) static_cast<internal::Tag*>(tag)->Proceed(ok);
+    });
+  }
+  spdlog::info("listening on {}", Describe());
+  return absl::OkStatus();
+}
+
+void GrpcFrontend::Shutdown() {
+  if (server_ == nullptr) return;
+  server_->GetHealthCheckService()->SetServingStatus(false);
+  // Open calls get a second to receive what is already queued for them.
+  server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
+  for (auto& cq : cqs_) cq->Shutdown();
+  for (std::thread& t : threads_) t.join();
+  threads_.clear();
+  server_.reset();
+  cqs_.clear();
+  for (const std::string& path : socket_paths_) ::unlink(path.c_str());
+  socket_paths_.clear();
+}
+
+}  // namespace crunch::rpc

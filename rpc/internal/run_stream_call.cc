@@ -1,0 +1,108 @@
+#include "rpc/internal/run_stream_call.h"
+
+#include "boost/asio/post.hpp"
+#include "rpc/proto_conversion.h"
+
+namespace crunch::rpc::internal {
+
+RunStreamCall::RunStreamCall(crunch::v1::Crunch::AsyncService* service,
+                             grpc::ServerCompletionQueue* cq, boost::asio::io_context* io,
+                             daemon::Scheduler* scheduler)
+    : service_(service), cq_(cq), io_(io), scheduler_(scheduler), stream_(&context_) {
+  service_->RequestRunStream(&context_, &stream_, cq_, cq_, &accept_tag_);
+}
+
+void RunStreamCall::OnEvent(Op op, bool ok) {
+  switch (op) {
+    case Op::kAccept:
+      if (!ok) {  // Shutting down: no call was started.
+        delete this;
+        return;
+      }
+      Listen(service_, cq_, io_, scheduler_);
+      stream_.Read(&incoming_, &read_tag_);
+      return;
+    case Op::kRead: {
+      if (!ok) {  // Half-close, or the client went away.
+        std::lock_guard<std::mutex> lock(mu_);
+        reads_done_ = true;
+        MaybeFinishLocked();
+        return;
+      }
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        ++outstanding_;
+      }
+      boost::asio::post(*io_, [this, request = std::move(incoming_)]() mutable {
+        SubmitOnIoThread(std::move(request));
+      });
+      incoming_.Clear();
+      stream_.Read(&incoming_, &read_tag_);
+      return;
+    }
+    case Op::kWrite: {
+      std::lock_guard<std::mutex> lock(mu_);
+      write_in_flight_ = false;
+      if (!ok) {
+        broken_ = true;
+        pending_writes_.clear();
+      }
+      if (!pending_writes_.empty()) {
+        WriteNextLocked();
+      } else {
+        MaybeFinishLocked();
+      }
+      return;
+    }
+    case Op::kFinish:
+      delete this;
+      return;
+  }
+}
+
+void RunStreamCall::SubmitOnIoThread(crunch::v1::TaskRequest request) {
+  const uint64_t tag = request.tag();
+  absl::StatusOr<uint64_t> id =
+      scheduler_->Submit(FromProto(std::move(request)), [this](const daemon::TaskResult& result) {
+        crunch::v1::TaskResult out;
+        ToProto(result, &out);
+        Enqueue(std::move(out));
+      });
+  if (!id.ok()) {
+    crunch::v1::TaskResult out;
+    RejectedToProto(tag, id.status(), &out);
+    Enqueue(std::move(out));
+  }
+}
+
+void RunStreamCall::Enqueue(crunch::v1::TaskResult result) {
+  std::lock_guard<std::mutex> lock(mu_);
+  --outstanding_;
+  if (broken_) {
+    MaybeFinishLocked();
+    return;
+  }
+  pending_writes_.push_back(std::move(result));
+  if (!write_in_flight_) WriteNextLocked();
+}
+
+void RunStreamCall::WriteNextLocked() {
+  writing_ = std::move(pending_writes_.front());
+  pending_writes_.pop_front();
+  write_in_flight_ = true;
+  grpc::WriteOptions options;
+  // More results are queued: let gRPC coalesce them into fewer frames.
+  if (!pending_writes_.empty()) options.set_buffer_hint();
+  stream_.Write(writing_, options, &write_tag_);
+}
+
+void RunStreamCall::MaybeFinishLocked() {
+  if (finishing_ || !reads_done_ || outstanding_ > 0 || write_in_flight_ ||
+      !pending_writes_.empty()) {
+    return;
+  }
+  finishing_ = true;
+  stream_.Finish(grpc::Status::OK, &finish_tag_);
+}
+
+}  // namespace crunch::rpc::internal

@@ -1,0 +1,87 @@
+// RunStreamCall: one RunStream RPC, many tasks on one bidirectional stream.
+//
+// Reads and writes are independent: the completion-queue thread keeps one
+// Read() outstanding and posts each request to the io_context, where the
+// Scheduler accepts (or refuses) it; each result comes back through Enqueue()
+// and is written in completion order, one Write() outstanding at a time (a
+// gRPC rule), the rest waiting in a queue. A refused or failed task is just a
+// result with a non-zero code: the stream goes on.
+//
+// The call ends (Finish, then delete) once the client has half-closed, every
+// task it sent has ended and every result is written. If the client goes away
+// early, results of its remaining tasks are dropped as they arrive and the call
+// still waits for them, so no callback can outlive the object.
+//
+// Thread safety: Proceed() runs on the completion-queue thread, Enqueue() on
+// the io_context's thread; the write queue and counters are under mu_.
+
+#ifndef CRUNCH_RPC_INTERNAL_RUN_STREAM_CALL_H_
+#define CRUNCH_RPC_INTERNAL_RUN_STREAM_CALL_H_
+
+#include <grpcpp/grpcpp.h>
+
+#include <deque>
+#include <mutex>
+
+#include "absl/base/thread_annotations.h"
+#include "boost/asio/io_context.hpp"
+#include "crunch/v1/crunch.grpc.pb.h"
+#include "daemon/scheduler.h"
+#include "rpc/internal/call.h"
+
+namespace crunch::rpc::internal {
+
+class RunStreamCall {
+ public:
+  static void Listen(crunch::v1::Crunch::AsyncService* service, grpc::ServerCompletionQueue* cq,
+                     boost::asio::io_context* io, daemon::Scheduler* scheduler) {
+    new RunStreamCall(service, cq, io, scheduler);
+  }
+
+ private:
+  enum class Op { kAccept, kRead, kWrite, kFinish };
+  class OpTag final : public Tag {
+   public:
+    OpTag(RunStreamCall* call, Op op) : call_(call), op_(op) {}
+    void Proceed(bool ok) override { call_->OnEvent(op_, ok); }
+
+   private:
+    RunStreamCall* call_;
+    Op op_;
+  };
+
+  RunStreamCall(crunch::v1::Crunch::AsyncService* service, grpc::ServerCompletionQueue* cq,
+                boost::asio::io_context* io, daemon::Scheduler* scheduler);
+  ~RunStreamCall() = default;
+
+  void OnEvent(Op op, bool ok);
+  void SubmitOnIoThread(crunch::v1::TaskRequest request);
+  void Enqueue(crunch::v1::TaskResult result);
+  void WriteNextLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void MaybeFinishLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  crunch::v1::Crunch::AsyncService* service_;
+  grpc::ServerCompletionQueue* cq_;
+  boost::asio::io_context* io_;
+  daemon::Scheduler* scheduler_;
+  grpc::ServerContext context_;
+  grpc::ServerAsyncReaderWriter<crunch::v1::TaskResult, crunch::v1::TaskRequest> stream_;
+  crunch::v1::TaskRequest incoming_;  // Owned by the outstanding Read().
+  OpTag accept_tag_{this, Op::kAccept};
+  OpTag read_tag_{this, Op::kRead};
+  OpTag write_tag_{this, Op::kWrite};
+  OpTag finish_tag_{this, Op::kFinish};
+
+  std::mutex mu_;
+  std::deque<crunch::v1::TaskResult> pending_writes_ ABSL_GUARDED_BY(mu_);
+  crunch::v1::TaskResult writing_ ABSL_GUARDED_BY(mu_);
+  bool write_in_flight_ ABSL_GUARDED_BY(mu_) = false;
+  bool reads_done_ ABSL_GUARDED_BY(mu_) = false;
+  bool broken_ ABSL_GUARDED_BY(mu_) = false;  // A write failed: the client is gone.
+  bool finishing_ ABSL_GUARDED_BY(mu_) = false;
+  uint64_t outstanding_ ABSL_GUARDED_BY(mu_) = 0;  // Tasks read whose result is not queued yet.
+};
+
+}  // namespace crunch::rpc::internal
+
+#endif  // CRUNCH_RPC_INTERNAL_RUN_STREAM_CALL_H_
