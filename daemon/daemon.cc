@@ -2,6 +2,8 @@
 
 #include <signal.h>
 
+#include <filesystem>
+
 #include "absl/strings/str_cat.h"
 #include "spdlog/sinks/stdout_sinks.h"
 #include "daemon/log_format.h"
@@ -26,6 +28,13 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Create(Config config, std::strin
                                                        std::string worker_path) {
   std::unique_ptr<Daemon> d(
       new Daemon(std::move(config), std::move(config_path), std::move(overrides)));
+  // file.* tasks live under the data directory; make sure it exists.
+  std::error_code ec;
+  std::filesystem::create_directories(d->config_.io.data_dir, ec);
+  if (ec) {
+    spdlog::warn("cannot create [io] data_dir {}: {}; file.* tasks will fail",
+                 d->config_.io.data_dir, ec.message());
+  }
   absl::StatusOr<std::unique_ptr<Scheduler>> scheduler =
       Scheduler::Create(d->io_, d->config_, worker_path);
   if (!scheduler.ok()) return scheduler.status();
