@@ -20,12 +20,13 @@ extern char** environ;
 namespace crunch::testing {
 
 absl::StatusOr<std::unique_ptr<DaemonProcess>> DaemonProcess::Start(std::vector<std::string> flags,
-                                                                    const std::string& config_toml) {
+                                                                    const std::string& config_toml,
+                                                                    const std::string& socket_path) {
   std::unique_ptr<DaemonProcess> d(new DaemonProcess());
   char tmpl[] = "/tmp/crunchd-test-XXXXXX";
   if (::mkdtemp(tmpl) == nullptr) return absl::InternalError("mkdtemp failed");
   d->dir_ = tmpl;
-  d->socket_path_ = d->dir_ + "/crunchd.sock";
+  d->socket_path_ = socket_path.empty() ? d->dir_ + "/crunchd.sock" : socket_path;
   d->address_ = "unix:" + d->socket_path_;
   d->log_path_ = d->dir_ + "/crunchd.log";
   std::vector<std::string> args = {CRUNCHD_PATH, "--listen", d->address_};

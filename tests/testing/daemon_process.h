@@ -25,8 +25,10 @@ class DaemonProcess {
   // Extra flags for crunchd (beyond --listen); `config_toml`, if not empty, is
   // written to a file passed with --config, with every "@DIR@" replaced by the
   // daemon's temporary directory.
+  // `socket_path`, if not empty, replaces the socket in the temporary directory.
   static absl::StatusOr<std::unique_ptr<DaemonProcess>> Start(std::vector<std::string> flags,
-                                                               const std::string& config_toml = "");
+                                                               const std::string& config_toml = "",
+                                                               const std::string& socket_path = "");
   ~DaemonProcess();
 
   const std::string& address() const { return address_; }
