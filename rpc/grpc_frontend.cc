@@ -69,7 +69,7 @@ Handlers MakeHandlers(const GrpcFrontend::Context& ctx) {
   daemon::Scheduler* scheduler = ctx.scheduler;
   Handlers h;
   h.run = [scheduler](RunCall* call) {
-    daemon::TaskRequest request = FromProto(v1::TaskRequest(call->request()));
+    daemon::TaskRequest request = FromProto(std::move(*call->mutable_request()));
     // A client that stops waiting at its deadline has no use for the result:
     // bound the task by the call's deadline too.
     const Clock::time_point deadline = CallDeadline(call->context());
@@ -84,7 +84,7 @@ Handlers MakeHandlers(const GrpcFrontend::Context& ctx) {
   };
   h.submit = [scheduler](SubmitCall* call) {
     absl::StatusOr<uint64_t> id = scheduler->Submit(
-        FromProto(v1::TaskRequest(call->request())), [](const daemon::TaskResult&) {},
+        FromProto(std::move(*call->mutable_request())), [](const daemon::TaskResult&) {},
         /*keep_result=*/true);
     if (!id.ok()) {
       call->Fail(ToGrpcStatus(id.status()));

@@ -155,8 +155,9 @@ TEST(CpuKinds, SpinBurnsCpuForTheRequestedTime) {
   ASSERT_TRUE(out.ok()) << out.status();
   EXPECT_EQ(*out, "");
   EXPECT_GE(Clock::now() - start, std::chrono::milliseconds(60));
-  // A sleep would use next to no CPU; the margin allows for a busy machine.
-  EXPECT_GE(cpu_seconds, 0.015);
+  // A sleep uses next to no CPU (well under 0.1 ms). The bound is far below
+  // 60 ms because a loaded CI machine may give this thread a small share.
+  EXPECT_GE(cpu_seconds, 0.001);
 }
 
 TEST(CpuKinds, SpinDefaultsToZeroMilliseconds) { EXPECT_EQ(RunKind("spin", "").value_or("?"), ""); }

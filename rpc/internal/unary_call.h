@@ -42,6 +42,8 @@ class UnaryCall final : public Tag {
   }
 
   const RequestT& request() const { return request_; }
+  // The handler may take the request apart (move its payload out).
+  RequestT* mutable_request() { return &request_; }
   grpc::ServerContext& context() { return context_; }
 
   void Reply(const ReplyT& reply) { responder_.Finish(reply, grpc::Status::OK, this); }
