@@ -187,6 +187,8 @@ void CpuPool::OnExit(Worker& w) {
   w.child.reset();
   w.timer.cancel();
   const bool was_starting = w.state == State::kStarting;
+  const bool killed_by_daemon = w.killed_by_daemon;
+  w.killed_by_daemon = false;
   w.state = State::kRestarting;
   w.pid = 0;
   ++w.restarts;
@@ -194,7 +196,7 @@ void CpuPool::OnExit(Worker& w) {
   ++w.consecutive_failures;
   spdlog::warn("worker {} (slot {}) {}{}; {} task(s) were on it", pid, w.slot, cause,
                was_starting ? " before attaching" : "", held.size());
-  listener_->OnCpuWorkerLost(pid, cause, std::move(held));
+  listener_->OnCpuWorkerLost(pid, cause, std::move(held), killed_by_daemon);
   ScheduleRespawn(w);
 }
 
@@ -288,12 +290,15 @@ void CpuPool::KillWorkerHolding(uint64_t task_id) {
   auto it = slot_of_task_.find(task_id);
   if (it == slot_of_task_.end()) return;
   Worker& w = *workers_[it->second];
-  if (w.child) (void)w.child->Signal(SIGKILL);
+  if (!w.child) return;
+  w.killed_by_daemon = true;
+  (void)w.child->Signal(SIGKILL);
 }
 
 bool CpuPool::KillWorkerPid(uint32_t pid) {
   for (auto& w : workers_) {
     if (w->child && w->pid == pid) {
+      w->killed_by_daemon = true;
       (void)w->child->Signal(SIGKILL);
       return true;
     }

@@ -72,9 +72,12 @@ class CpuPool {
     virtual void OnCpuTaskDone(uint64_t task_id, absl::StatusCode code,
                                std::span<const std::byte> output, uint32_t worker_pid) = 0;
     // A worker exited; `held` lists the tasks it had, in order: held[0] was
-    // running, the rest never started. `cause` describes the exit.
+    // running, the rest never started. `cause` describes the exit. When
+    // `killed_by_daemon`, the pool killed it on request (KillWorkerHolding):
+    // no held task is to blame, not even held[0] (the task it was killed for
+    // may have ended on its own meanwhile, and the next one started).
     virtual void OnCpuWorkerLost(uint32_t worker_pid, const std::string& cause,
-                                 std::vector<uint64_t> held) = 0;
+                                 std::vector<uint64_t> held, bool killed_by_daemon) = 0;
     // A worker can take more work (it attached, or finished tasks).
     virtual void OnCpuCapacity() = 0;
   };
@@ -133,6 +136,7 @@ class CpuPool {
     uint32_t restarts = 0;
     uint32_t consecutive_failures = 0;
     bool needs_ring = false;
+    bool killed_by_daemon = false;  // KillWorkerHolding/KillWorkerPid was called.
     std::chrono::steady_clock::time_point started;
   };
 

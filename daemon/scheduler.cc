@@ -212,12 +212,15 @@ void Scheduler::OnCpuTaskDone(uint64_t task_id, absl::StatusCode code,
 }
 
 void Scheduler::OnCpuWorkerLost(uint32_t worker_pid, const std::string& cause,
-                                std::vector<uint64_t> held) {
+                                std::vector<uint64_t> held, bool killed_by_daemon) {
   for (size_t i = 0; i < held.size(); ++i) {
     auto it = live_.find(held[i]);
-    if (it == live_.end()) continue;
+    if (it == live_.end()) continue;  // Ended already: it is what the worker was killed for.
     Task* task = it->second.get();
-    if (i == 0) {
+    // A worker that died on its own was killed by held[0]; one the daemon
+    // killed (for a timeout or a cancel) took innocent tasks with it, which
+    // simply run again.
+    if (i == 0 && !killed_by_daemon) {
       Finish(task, absl::StatusCode::kAborted,
              absl::StrCat("worker process ", worker_pid, " ", cause, " while running this task"),
              "");

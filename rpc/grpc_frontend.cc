@@ -7,6 +7,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -80,7 +81,12 @@ Handlers MakeHandlers(const GrpcFrontend::Context& ctx) {
     }
     absl::StatusOr<uint64_t> id = scheduler->Submit(
         std::move(request), [call](const daemon::TaskResult& r) { AnswerWithResult(call, r); });
-    if (!id.ok()) call->Fail(ToGrpcStatus(id.status()));
+    if (!id.ok()) {
+      call->Fail(ToGrpcStatus(id.status()));
+      return;
+    }
+    // Nobody will read the result of an abandoned call: free its worker.
+    call->set_on_cancel([scheduler, task_id = *id] { (void)scheduler->Cancel(task_id); });
   };
   h.submit = [scheduler](SubmitCall* call) {
     absl::StatusOr<uint64_t> id = scheduler->Submit(
@@ -179,10 +185,21 @@ absl::Status GrpcFrontend::Start() {
   if (g_handlers == nullptr) g_handlers = new Handlers(MakeHandlers(context_));
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  absl::StatusOr<std::unique_ptr<ActivatedListener>> activated =
+      ActivatedListener::FromEnvironment(io_);
+  if (!activated.ok()) return activated.status();
+  activated_ = *std::move(activated);
+  const std::vector<std::string> no_paths;
+  const std::vector<std::string>& activated_paths = activated_ ? activated_->paths() : no_paths;
   grpc::ServerBuilder builder;
   std::vector<int> ports(listen_.size(), 0);
   for (size_t i = 0; i < listen_.size(); ++i) {
     if (std::optional<std::string> path = UnixSocketPath(listen_[i])) {
+      // Passed by systemd: served by activated_, not bound again.
+      if (std::find(activated_paths.begin(), activated_paths.end(), *path) !=
+          activated_paths.end()) {
+        continue;
+      }
       if (absl::Status s = PrepareUnixSocket(*path); !s.ok()) return s;
       socket_paths_.push_back(*path);
       builder.AddListeningPort(listen_[i], grpc::InsecureServerCredentials());
@@ -211,11 +228,16 @@ absl::Status GrpcFrontend::Start() {
   }
   for (const std::string& path : socket_paths_) ::chmod(path.c_str(), 0660);
   server_->GetHealthCheckService()->SetServingStatus(true);
+  if (activated_) {
+    activated_->Start(server_.get());
+    spdlog::info("serving the socket(s) systemd passed: {}", absl::StrJoin(activated_paths, ", "));
+  }
 
   for (auto& cq : cqs_) {
     grpc::ServerCompletionQueue* q = cq.get();
     // Requests for each method are awaited on every queue.
-    RunCall::Listen(&service_, q, &v1::Crunch::AsyncService::RequestRun, &io_, &g_handlers->run);
+    RunCall::Listen(&service_, q, &v1::Crunch::AsyncService::RequestRun, &io_, &g_handlers->run,
+                    /*watch_cancellation=*/true);
     SubmitCall::Listen(&service_, q, &v1::Crunch::AsyncService::RequestSubmit, &io_,
                        &g_handlers->submit);
     WaitCall::Listen(&service_, q, &v1::Crunch::AsyncService::RequestWait, &io_, &g_handlers->wait);
@@ -239,6 +261,7 @@ absl::Status GrpcFrontend::Start() {
 void GrpcFrontend::Shutdown() {
   if (server_ == nullptr) return;
   server_->GetHealthCheckService()->SetServingStatus(false);
+  if (activated_) activated_->Stop();
   // Open calls get a second to receive what is already queued for them.
   server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
   for (auto& cq : cqs_) cq->Shutdown();

@@ -15,6 +15,11 @@
 // stale socket left by a crashed daemon is replaced, a live one is an error.
 // Shutdown() removes them.
 //
+// Socket activation: sockets systemd passed (LISTEN_FDS, crunchd.socket) are
+// served through an ActivatedListener instead of being bound here; a listen
+// address naming one of them is not bound again, and Shutdown() leaves those
+// socket files to systemd.
+//
 // Thread safety: Start() and Shutdown() on the daemon's thread.
 
 #ifndef CRUNCH_RPC_GRPC_FRONTEND_H_
@@ -32,6 +37,7 @@
 #include "daemon/config.h"
 #include "daemon/daemon.h"
 #include "daemon/scheduler.h"
+#include "rpc/activated_listener.h"
 
 namespace crunch::rpc {
 
@@ -69,6 +75,7 @@ class GrpcFrontend final : public daemon::Frontend {
   std::vector<std::unique_ptr<grpc::ServerCompletionQueue>> cqs_;
   std::vector<std::thread> threads_;
   std::vector<std::string> socket_paths_;
+  std::unique_ptr<ActivatedListener> activated_;  // Null unless socket-activated.
 };
 
 }  // namespace crunch::rpc

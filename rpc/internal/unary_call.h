@@ -7,6 +7,12 @@
 //      possibly much later (a task's result); gRPC queues the answer.
 //   3. Answer sent: deletes itself.
 //
+// With `watch_cancellation`, the call also asks gRPC to report when it is done
+// (AsyncNotifyWhenDone). If the client cancelled or went away, the io_context
+// runs the handler's on_cancel hook (Run uses it to cancel the task, so an
+// abandoned call does not keep a worker busy). The call is then deleted only
+// after both events, the answer and the done report, have come back.
+//
 // Thread safety: the handler and its answer run on the io_context's thread;
 // Proceed() on the completion-queue thread. They never overlap: the answer is
 // the last thing the io side does with the call.
@@ -16,7 +22,9 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <atomic>
 #include <functional>
+#include <optional>
 
 #include "boost/asio/io_context.hpp"
 #include "boost/asio/post.hpp"
@@ -37,8 +45,9 @@ class UnaryCall final : public Tag {
 
   // Starts waiting for the method's next request on `cq`.
   static void Listen(Service* service, grpc::ServerCompletionQueue* cq, RequestMethod method,
-                     boost::asio::io_context* io, const Handler* handler) {
-    new UnaryCall(service, cq, method, io, handler);
+                     boost::asio::io_context* io, const Handler* handler,
+                     bool watch_cancellation = false) {
+    new UnaryCall(service, cq, method, io, handler, watch_cancellation);
   }
 
   const RequestT& request() const { return request_; }
@@ -48,25 +57,56 @@ class UnaryCall final : public Tag {
 
   void Reply(const ReplyT& reply) { responder_.Finish(reply, grpc::Status::OK, this); }
   void Fail(const grpc::Status& status) { responder_.FinishWithError(status, this); }
+  // Runs on the io_context if the client cancels (only with watch_cancellation).
+  void set_on_cancel(std::function<void()> on_cancel) { on_cancel_ = std::move(on_cancel); }
 
   void Proceed(bool ok) override {
-    if (!started_ && ok) {
+    if (!started_) {
+      if (!ok) {  // The server is shutting down; gRPC reports nothing more for this call.
+        delete this;
+        return;
+      }
       started_ = true;
-      Listen(service_, cq_, method_, io_, handler_);
+      Listen(service_, cq_, method_, io_, handler_, done_tag_.has_value());
       boost::asio::post(*io_, [this] { (*handler_)(this); });
       return;
     }
-    delete this;  // Answer sent, or the server is shutting down.
+    Unref();  // The answer was sent (or could not be).
   }
 
  private:
+  // The "call is done" report, a second tag of the same call.
+  class DoneTag final : public Tag {
+   public:
+    explicit DoneTag(UnaryCall* call) : call_(call) {}
+    void Proceed(bool) override {
+      UnaryCall* call = call_;
+      boost::asio::post(*call->io_, [call] {
+        if (call->context_.IsCancelled() && call->on_cancel_) call->on_cancel_();
+        call->Unref();
+      });
+    }
+
+   private:
+    UnaryCall* call_;
+  };
+
   UnaryCall(Service* service, grpc::ServerCompletionQueue* cq, RequestMethod method,
-            boost::asio::io_context* io, const Handler* handler)
+            boost::asio::io_context* io, const Handler* handler, bool watch_cancellation)
       : service_(service), cq_(cq), method_(method), io_(io), handler_(handler),
         responder_(&context_) {
+    if (watch_cancellation) {
+      done_tag_.emplace(this);
+      refs_.store(2);
+      context_.AsyncNotifyWhenDone(&*done_tag_);
+    }
     (service_->*method_)(&context_, &request_, &responder_, cq_, cq_, this);
   }
   ~UnaryCall() = default;
+
+  void Unref() {
+    if (refs_.fetch_sub(1) == 1) delete this;
+  }
 
   Service* service_;
   grpc::ServerCompletionQueue* cq_;
@@ -77,6 +117,9 @@ class UnaryCall final : public Tag {
   RequestT request_;
   grpc::ServerAsyncResponseWriter<ReplyT> responder_;
   bool started_ = false;
+  std::optional<DoneTag> done_tag_;
+  std::atomic<int> refs_{1};        // Events still to come: the answer, and the done report.
+  std::function<void()> on_cancel_;  // io_context thread only.
 };
 
 }  // namespace crunch::rpc::internal
