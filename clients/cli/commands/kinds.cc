@@ -1,0 +1,27 @@
+// crunchctl kinds: what the daemon can run, with each kind's parameters.
+
+#include <cstdio>
+
+#include "clients/cli/commands.h"
+#include "clients/cli/exit_codes.h"
+#include "clients/cli/format.h"
+#include "clients/cli/session.h"
+
+namespace crunch::cli {
+
+int KindsCommand(const GlobalOptions& global, const ShowOptions& options) {
+  std::optional<Session> session;
+  if (int rc = Session::Start(global, kQueryDeadlineMs, &session); rc != kExitOk) return rc;
+  grpc::ClientContext context;
+  session->SetDeadline(&context);
+  crunch::v1::ListKindsReply kinds;
+  if (grpc::Status s = session->stub().ListKinds(&context, {}, &kinds); !s.ok()) {
+    return session->Fail(s);
+  }
+  const std::string text = options.json ? ToJson(kinds) : FormatKinds(kinds);
+  std::fputs(text.c_str(), stdout);
+  if (!text.empty() && text.back() != '\n') std::fputc('\n', stdout);
+  return kExitOk;
+}
+
+}  // namespace crunch::cli

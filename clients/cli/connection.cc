@@ -1,0 +1,105 @@
+#include "clients/cli/connection.h"
+
+#include <grpcpp/create_channel.h>
+#include <grpcpp/security/credentials.h>
+#include <grpcpp/support/channel_arguments.h>
+
+#include <random>
+
+#include "absl/status/status.h"
+#include "clients/cli/target_list.h"
+#include "crunch/v1/crunch.grpc.pb.h"
+
+namespace crunch::cli {
+namespace {
+
+using Clock = std::chrono::system_clock;
+
+std::shared_ptr<grpc::Channel> MakeChannel(const std::string& target) {
+  grpc::ChannelArguments args;
+  // Task outputs may be as large as the daemon's max_output_bytes (64 MiB by
+  // default), far over gRPC's 4 MiB default for received messages.
+  args.SetMaxReceiveMessageSize(-1);
+  // `top` outlives daemon restarts: reconnect within a second, not gRPC's up to 2 minutes.
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
+  return grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(), args);
+}
+
+// Waits for READY; false at the deadline or as soon as a connection attempt fails.
+bool WaitReady(grpc::Channel& channel, Clock::time_point deadline) {
+  grpc_connectivity_state state = channel.GetState(/*try_to_connect=*/true);
+  while (state != GRPC_CHANNEL_READY) {
+    if (state == GRPC_CHANNEL_TRANSIENT_FAILURE || state == GRPC_CHANNEL_SHUTDOWN) return false;
+    if (!channel.WaitForStateChange(state, deadline)) return false;
+    state = channel.GetState(/*try_to_connect=*/true);
+  }
+  return true;
+}
+
+// gRPC keeps the reason of the last failed connection attempt for the calls it
+// fails; a fail-fast call on a failed channel returns it at once.
+absl::Status WhyUnreachable(const std::shared_ptr<grpc::Channel>& channel,
+                            std::chrono::milliseconds timeout) {
+  if (channel->GetState(false) != GRPC_CHANNEL_TRANSIENT_FAILURE) {
+    return absl::DeadlineExceededError("no connection within " + std::to_string(timeout.count()) +
+                                       " ms");
+  }
+  auto stub = crunch::v1::Crunch::NewStub(channel);
+  grpc::ClientContext context;
+  context.set_deadline(Clock::now() + std::chrono::milliseconds(500));
+  crunch::v1::DaemonStatus reply;
+  const grpc::Status s = stub->Status(&context, crunch::v1::StatusRequest(), &reply);
+  if (s.ok() || s.error_code() != grpc::StatusCode::UNAVAILABLE) return absl::OkStatus();
+  return absl::UnavailableError(s.error_message());
+}
+
+}  // namespace
+
+absl::StatusOr<Connection> Connection::Open(const std::string& address) {
+  absl::StatusOr<TargetList> targets = ParseTargetList(address);
+  if (!targets.ok()) return targets.status();
+  std::vector<std::shared_ptr<grpc::Channel>> channels;
+  for (const std::string& target : targets->targets) channels.push_back(MakeChannel(target));
+  // Successive crunchctl runs should not all start with the first daemon.
+  const size_t first = channels.size() == 1 ? 0 : std::random_device()() % channels.size();
+  return Connection(address, std::move(channels), first);
+}
+
+absl::StatusOr<std::shared_ptr<grpc::Channel>> Connection::Connect(
+    std::chrono::milliseconds timeout) {
+  absl::StatusOr<std::vector<std::shared_ptr<grpc::Channel>>> channels = ConnectMany(1, timeout);
+  if (!channels.ok()) return channels.status();
+  return channels->front();
+}
+
+absl::StatusOr<std::vector<std::shared_ptr<grpc::Channel>>> Connection::ConnectMany(
+    size_t n, std::chrono::milliseconds timeout) {
+  std::vector<std::shared_ptr<grpc::Channel>> connected;
+  absl::Status last_error;
+  // Each channel gets the whole timeout: one dead daemon must not use up the others' time.
+  for (size_t tried = 0; tried < channels_.size() && connected.size() < n; ++tried) {
+    std::shared_ptr<grpc::Channel> channel = channels_[next_];
+    next_ = (next_ + 1) % channels_.size();
+    if (WaitReady(*channel, Clock::now() + timeout)) {
+      connected.push_back(channel);
+      continue;
+    }
+    absl::Status why = WhyUnreachable(channel, timeout);
+    if (why.ok()) {  // Connected after all.
+      connected.push_back(channel);
+    } else {
+      last_error = why;
+    }
+  }
+  if (connected.empty()) return last_error;
+  // Fewer daemons than streams wanted: reuse the connected ones in turn.
+  for (size_t i = 0; connected.size() < n; ++i) connected.push_back(connected[i]);
+  return connected;
+}
+
+bool IsConnectionLost(const grpc::Status& status, grpc::Channel& channel) {
+  return status.error_code() == grpc::StatusCode::UNAVAILABLE &&
+         channel.GetState(/*try_to_connect=*/false) != GRPC_CHANNEL_READY;
+}
+
+}  // namespace crunch::cli

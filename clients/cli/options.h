@@ -1,0 +1,52 @@
+// The options of crunchctl's commands, filled by crunchctl_main.cc's CLI11
+// parser and read by the commands (commands/commands.h). Plain values.
+
+#ifndef CRUNCH_CLIENTS_CLI_OPTIONS_H_
+#define CRUNCH_CLIENTS_CLI_OPTIONS_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace crunch::cli {
+
+struct GlobalOptions {
+  std::string address;
+  // Per call, in ms; 0 = none; -1 = the command's default.
+  int64_t deadline_ms = -1;
+};
+
+// What a task is: shared by run, run --repeat and submit.
+struct TaskOptions {
+  std::string kind;
+  std::vector<std::string> params;  // "key=value", as given to -p.
+  std::string input;                // A file, "-" for stdin, "" for an empty payload.
+  uint32_t timeout_ms = 0;
+  int32_t priority = 0;
+  std::string idempotency_key;
+};
+
+struct RunOptions {
+  TaskOptions task;
+  std::string output;   // A file for the task's output; "" for stdout.
+  uint64_t repeat = 0;  // > 0: a batch of this many tasks over RunStream.
+  uint32_t concurrency = 1;
+};
+
+struct ShowOptions {
+  bool json = false;
+};
+
+struct WaitOptions {
+  uint64_t task_id = 0;
+  std::string output;
+};
+
+struct TopOptions {
+  uint64_t count = 0;  // Refreshes before exiting; 0 = until q, Ctrl-C or a signal.
+  uint32_t interval_ms = 1000;
+};
+
+}  // namespace crunch::cli
+
+#endif  // CRUNCH_CLIENTS_CLI_OPTIONS_H_
