@@ -59,9 +59,13 @@ struct CpuConfig {
   uint32_t workers = 0;
   uint32_t queue_capacity = 10000;    // 1..10000000
   uint32_t task_timeout_ms = 60000;   // Default per-task timeout, 1..86400000.
-  uint32_t in_flight_per_worker = 2;  // Tasks dispatched ahead to each worker, 1..64.
-  // How long a side spins before sleeping on the doorbell, 0..10000000.
-  uint64_t spin_ns = 50000;
+  // The most tasks dispatched ahead to each worker, 1..64; the pool goes this
+  // deep only for short tasks (see daemon/cpu_pool.h).
+  uint32_t in_flight_per_worker = 8;
+  // How long a side spins before sleeping on the doorbell, 0..10000000. Short:
+  // with as many workers as cores, a spinning worker takes the CPU the daemon
+  // needs to feed it (50 us halved noop throughput on 2 cores).
+  uint64_t spin_ns = 2000;
   // Shared payload arena, 1 MiB..64 GiB; Finalize requires
   // arena_bytes >= 2 * (limits.max_payload_bytes + limits.max_output_bytes).
   uint64_t arena_bytes = 1ull << 30;

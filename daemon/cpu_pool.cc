@@ -146,10 +146,19 @@ void CpuPool::OnWake(Worker& w) {
 }
 
 void CpuPool::DrainCompletions(Worker& w) {
+  const auto now = std::chrono::steady_clock::now();
   absl::StatusOr<size_t> n = w.channel->DrainCompletions([&](const ipc::Completion& c) {
     auto it = std::find(w.in_flight.begin(), w.in_flight.end(), c.task_id);
     if (it != w.in_flight.end()) {
-      w.in_flight_kinds.erase(w.in_flight_kinds.begin() + (it - w.in_flight.begin()));
+      const size_t i = it - w.in_flight.begin();
+      // The task started when it was dispatched or when the one before it
+      // ended, whichever is later.
+      const auto began = std::max(w.in_flight_since[i], w.last_completion);
+      const int64_t took = std::chrono::duration_cast<std::chrono::nanoseconds>(now - began).count();
+      w.service_ns = w.service_ns < 0 ? took : w.service_ns + (took - w.service_ns) / 8;
+      w.last_completion = now;
+      w.in_flight_kinds.erase(w.in_flight_kinds.begin() + i);
+      w.in_flight_since.erase(w.in_flight_since.begin() + i);
       w.in_flight.erase(it);
     }
     slot_of_task_.erase(c.task_id);
@@ -183,6 +192,8 @@ void CpuPool::OnExit(Worker& w) {
   for (uint64_t id : held) slot_of_task_.erase(id);
   w.in_flight.clear();
   w.in_flight_kinds.clear();
+  w.in_flight_since.clear();
+  w.service_ns = -1;
   w.exit_watch.close();
   w.child.reset();
   w.timer.cancel();
@@ -233,9 +244,7 @@ CpuPool::DispatchResult CpuPool::Dispatch(uint64_t task_id, uint32_t kind_index,
                                           uint32_t* worker_pid) {
   Worker* best = nullptr;
   for (auto& w : workers_) {
-    if (w->state != State::kReady || w->in_flight.size() >= options_.in_flight_per_worker) {
-      continue;
-    }
+    if (w->state != State::kReady || w->in_flight.size() >= DepthFor(*w)) continue;
     if (best == nullptr || w->in_flight.size() < best->in_flight.size()) best = w.get();
     if (best->in_flight.empty()) break;
   }
@@ -256,6 +265,7 @@ CpuPool::DispatchResult CpuPool::Dispatch(uint64_t task_id, uint32_t kind_index,
   }
   best->in_flight.push_back(task_id);
   best->in_flight_kinds.push_back(kind_index);
+  best->in_flight_since.push_back(std::chrono::steady_clock::now());
   best->needs_ring = true;
   slot_of_task_[task_id] = best->slot;
   *worker_pid = best->pid;
@@ -272,11 +282,18 @@ void CpuPool::Flush() {
 
 bool CpuPool::HasCapacity() const {
   for (const auto& w : workers_) {
-    if (w->state == State::kReady && w->in_flight.size() < options_.in_flight_per_worker) {
-      return true;
-    }
+    if (w->state == State::kReady && w->in_flight.size() < DepthFor(*w)) return true;
   }
   return false;
+}
+
+uint32_t CpuPool::DepthFor(const Worker& w) const {
+  constexpr int64_t kShortNs = 200'000;
+  constexpr int64_t kLongNs = 5'000'000;
+  uint32_t depth = 2;  // Until there is an estimate.
+  if (w.service_ns >= 0 && w.service_ns <= kShortNs) depth = options_.in_flight_per_worker;
+  if (w.service_ns > kLongNs) depth = 1;
+  return std::min(depth, options_.in_flight_per_worker);
 }
 
 bool CpuPool::IsRunning(uint64_t task_id) const {

@@ -11,6 +11,12 @@
 // to its Listener. Requests are published without waking the worker; Flush()
 // rings every worker that got some, once per dispatch round.
 //
+// Pipelining adapts to task length: each worker keeps an estimate of its
+// service time (EWMA of completion intervals). Short tasks (<= 200 us) are
+// dispatched up to `in_flight_per_worker` deep, so a worker never waits for the
+// daemon between them; medium ones 2 deep; long ones (> 5 ms) one at a time, so
+// a long task never holds others hostage while another worker could take them.
+//
 // Supervision: a worker that exits for any reason is reaped through its pidfd;
 // completions it published are still delivered, the tasks it held are handed
 // to the Listener (the first was running, the rest had not started), its arena
@@ -48,7 +54,7 @@ namespace crunch::daemon {
 struct CpuPoolOptions {
   std::string worker_path;  // The crunch_worker executable.
   uint32_t workers = 1;
-  uint32_t in_flight_per_worker = 2;
+  uint32_t in_flight_per_worker = 8;  // The most; see "Pipelining" above.
   uint64_t spin_ns = 50'000;
   uint64_t arena_bytes = 1ull << 30;
 };
@@ -132,6 +138,9 @@ class CpuPool {
     uint32_t pid = 0;
     std::deque<uint64_t> in_flight;  // Task ids in dispatch order.
     std::deque<uint32_t> in_flight_kinds;
+    std::deque<std::chrono::steady_clock::time_point> in_flight_since;  // Dispatch times.
+    std::chrono::steady_clock::time_point last_completion;
+    int64_t service_ns = -1;  // EWMA of the time a task takes here; -1 = no sample yet.
     uint64_t tasks_done = 0;
     uint32_t restarts = 0;
     uint32_t consecutive_failures = 0;
@@ -150,6 +159,8 @@ class CpuPool {
   void OnExit(Worker& w);
   void ScheduleRespawn(Worker& w);
   void CheckAllReady();
+  // How many tasks `w` may hold at once, from its service-time estimate.
+  uint32_t DepthFor(const Worker& w) const;
 
   boost::asio::io_context& io_;
   CpuPoolOptions options_;
