@@ -1,11 +1,27 @@
 // ipc_bench: the worker transport against the kernel's own IPC, between two
 // real processes (this one and an exec'd ipc_test_worker), 64-byte messages.
 //
-//   BM_RingRoundTrip/spin    ring round trip, both sides spinning
-//   BM_RingRoundTrip/sleep   ring round trip, both sides sleeping at once
-//   BM_PipeRoundTrip         baseline: a pipe each way
-//   BM_SocketpairRoundTrip   baseline: one Unix stream socketpair
-//   BM_RingThroughput        one-way descriptors per second, published in batches
+//   BM_RingRoundTrip/spin      ring round trip, both sides spinning
+//   BM_RingRoundTrip/sleep     ring round trip, both sides sleeping at once
+//   BM_PipeRoundTrip           baseline: a pipe each way, both sides blocking in read()
+//   BM_SocketpairRoundTrip     baseline: one Unix stream socketpair
+//   BM_RingRoundTripEventLoop  ring round trip, this side waiting as crunchd does
+//   BM_PipeRoundTripEventLoop  baseline for it: a pipe each way, waited for the same way
+//   BM_RingThroughput          one-way descriptors per second, published in batches
+//
+// What each side does per round trip when it sleeps (nobody spins):
+//   ring/sleep      this side: Submit() (its Ring() is one FUTEX_WAKE), then
+//                   WaitForCompletions() blocks in one FUTEX_WAIT; the worker:
+//                   Receive() blocks in one FUTEX_WAIT, Complete() is one
+//                   FUTEX_WAKE. Four system calls, like the pipe baseline's
+//                   write(), read(), read(), write(): each side sleeps in a single
+//                   blocking call, so this compares the transports, not the waits.
+//   ring/event loop this side: Submit(), PrepareToSleep(), epoll_wait() on
+//                   wakeup_fd() (registered once, edge-triggered, as Asio does),
+//                   Woken() (one read()); the worker as above, but Complete()
+//                   writes the eventfd. crunchd's own cost; compare it with
+//   pipe/event loop this side: write(), epoll_wait() on the reply pipe, read();
+//                   the child blocks in read() as in BM_PipeRoundTrip.
 //
 //   build/bin/ipc_bench --benchmark_format=json
 //
@@ -14,9 +30,11 @@
 #include <benchmark/benchmark.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -99,12 +117,65 @@ void BM_RingRoundTrip(benchmark::State& state, bool spin) {
 BENCHMARK_CAPTURE(BM_RingRoundTrip, spin, true)->UseRealTime();
 BENCHMARK_CAPTURE(BM_RingRoundTrip, sleep, false)->UseRealTime();
 
-// Round trips over fds: write 64 bytes, read 64 back.
-void FdRoundTrips(benchmark::State& state, int out_fd, int in_fd) {
+// Waits in epoll_wait() until `fd` is readable. The fd is registered once and
+// edge-triggered, as Asio's reactor registers a descriptor.
+class EpollWaiter {
+ public:
+  explicit EpollWaiter(int fd) : epoll_fd_(::epoll_create1(EPOLL_CLOEXEC)) {
+    epoll_event e{};
+    e.events = EPOLLIN | EPOLLET;
+    if (::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &e) != 0) std::abort();
+  }
+  ~EpollWaiter() { ::close(epoll_fd_); }
+  bool Wait(int timeout_ms) {
+    epoll_event e;
+    for (;;) {
+      int n = ::epoll_wait(epoll_fd_, &e, 1, timeout_ms);
+      if (n >= 0) return n == 1;
+      if (errno != EINTR) return false;
+    }
+  }
+
+ private:
+  int epoll_fd_;
+};
+
+void BM_RingRoundTripEventLoop(benchmark::State& state) {
+  RingPair pair(64, {"--spin-ns=0"});
+  DaemonChannel& c = *pair.channel;
+  EpollWaiter waiter(c.wakeup_fd());
+  std::byte message[kMessageBytes] = {};
+  std::byte reply[kMessageBytes];
+  uint64_t id = 0;
+  for (auto _ : state) {
+    c.Submit(id++, testing::kCopy, message, kMessageBytes);
+    while (c.PrepareToSleep()) {
+      const bool woke = waiter.Wait(10'000);
+      c.Woken();
+      if (!woke) {
+        state.SkipWithError("no completion within 10 s");
+        return;
+      }
+    }
+    (void)c.DrainCompletions(
+        [&](const Completion& done) { std::memcpy(reply, done.output.data(), sizeof(reply)); });
+    benchmark::DoNotOptimize(reply);
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_RingRoundTripEventLoop)->UseRealTime();
+
+// Round trips over fds: write 64 bytes, read 64 back; with `waiter`, wait
+// for readability before each read.
+void FdRoundTrips(benchmark::State& state, int out_fd, int in_fd, EpollWaiter* waiter = nullptr) {
   char message[kMessageBytes] = {};
   for (auto _ : state) {
     if (::write(out_fd, message, sizeof(message)) != sizeof(message)) {
       state.SkipWithError("write failed");
+      break;
+    }
+    if (waiter != nullptr && !waiter->Wait(10'000)) {
+      state.SkipWithError("no reply within 10 s");
       break;
     }
     size_t got = 0;
@@ -143,6 +214,22 @@ void BM_PipeRoundTrip(benchmark::State& state) {
   (void)child.Wait();
 }
 BENCHMARK(BM_PipeRoundTrip)->UseRealTime();
+
+void BM_PipeRoundTripEventLoop(benchmark::State& state) {
+  int to_child[2], from_child[2];
+  if (::pipe2(to_child, O_CLOEXEC) != 0 || ::pipe2(from_child, O_CLOEXEC) != 0) std::abort();
+  ChildProcess child = SpawnFdEcho("pipe", {{to_child[0], 3}, {from_child[1], 4}});
+  ::close(to_child[0]);
+  ::close(from_child[1]);
+  {
+    EpollWaiter waiter(from_child[0]);
+    FdRoundTrips(state, to_child[1], from_child[0], &waiter);
+  }
+  ::close(to_child[1]);  // EOF: the child exits.
+  ::close(from_child[0]);
+  (void)child.Wait();
+}
+BENCHMARK(BM_PipeRoundTripEventLoop)->UseRealTime();
 
 void BM_SocketpairRoundTrip(benchmark::State& state) {
   int sv[2];

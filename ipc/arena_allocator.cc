@@ -1,5 +1,6 @@
 #include "ipc/arena_allocator.h"
 
+#include <algorithm>
 #include <bit>
 #include <cassert>
 
@@ -28,13 +29,29 @@ int ArenaAllocator::OrderFor(uint64_t bytes) noexcept {
   return blocks <= 1 ? 0 : std::bit_width(blocks - 1);
 }
 
+int ArenaAllocator::FindFreeOrder(int want) const noexcept {
+  int order = want;
+  while (order <= max_order_ && free_head_[order] == kNone) ++order;
+  return order;
+}
+
 std::optional<Extent> ArenaAllocator::Allocate(uint64_t bytes) noexcept {
   if (bytes == 0) return Extent{0, 0};
   if (bytes > capacity_bytes()) return std::nullopt;
   const int want = OrderFor(bytes);
-  int order = want;
-  while (order <= max_order_ && free_head_[order] == kNone) ++order;
-  if (order > max_order_) return std::nullopt;
+  if (want < kCachedOrders && cache_[want].count > 0) {
+    OrderCache& cache = cache_[want];
+    const uint32_t block = cache.blocks[--cache.count];
+    free_order_[block] = kNotFree;
+    bytes_in_use_ += kBlockBytes << want;
+    return Extent{uint64_t{block} * kBlockBytes, bytes};
+  }
+  int order = FindFreeOrder(want);
+  if (order > max_order_) {
+    if (!FlushCache()) return std::nullopt;
+    order = FindFreeOrder(want);
+    if (order > max_order_) return std::nullopt;
+  }
 
   const uint32_t block = free_head_[order];
   RemoveFree(block, order);
@@ -48,11 +65,21 @@ std::optional<Extent> ArenaAllocator::Allocate(uint64_t bytes) noexcept {
 
 void ArenaAllocator::Free(Extent extent) noexcept {
   if (extent.length == 0) return;
-  uint32_t block = static_cast<uint32_t>(extent.offset / kBlockBytes);
-  int order = OrderFor(extent.length);
+  const uint32_t block = static_cast<uint32_t>(extent.offset / kBlockBytes);
+  const int order = OrderFor(extent.length);
   assert(extent.offset % kBlockBytes == 0 && block < block_count_);
   assert(free_order_[block] == kNotFree && "double free");
   bytes_in_use_ -= kBlockBytes << order;
+  if (order < kCachedOrders && cache_[order].count < kCachedPerOrder) {
+    OrderCache& cache = cache_[order];
+    cache.blocks[cache.count++] = block;
+    free_order_[block] = kCached;
+    return;
+  }
+  FreeBlock(block, order);
+}
+
+void ArenaAllocator::FreeBlock(uint32_t block, int order) noexcept {
   while (order < max_order_) {
     const uint32_t buddy = block ^ (1u << order);
     if (buddy >= block_count_ || free_order_[buddy] != order) break;
@@ -61,6 +88,20 @@ void ArenaAllocator::Free(Extent extent) noexcept {
     ++order;
   }
   PushFree(block, order);
+}
+
+bool ArenaAllocator::FlushCache() noexcept {
+  bool flushed = false;
+  for (int order = 0; order < kCachedOrders; ++order) {
+    OrderCache& cache = cache_[order];
+    flushed |= cache.count > 0;
+    while (cache.count > 0) {
+      const uint32_t block = cache.blocks[--cache.count];
+      free_order_[block] = kNotFree;
+      FreeBlock(block, order);
+    }
+  }
+  return flushed;
 }
 
 void ArenaAllocator::PushFree(uint32_t block, int order) noexcept {

@@ -11,11 +11,21 @@
 // coalescing, no allocation after construction. An arena that is not a power of
 // two is covered by its binary decomposition (blocks of decreasing size).
 //
+// Small freed blocks first go to a bounded per-order cache and are handed out
+// again from there in O(1). Without it, a task's input and output (allocated on
+// the submit path, freed when the completion arrives) split the largest block
+// down to their size and coalesce it back every time: ~25 list operations per
+// task, 80 ns per round trip with a 1 MiB arena and 330 ns with 64 MiB, all of
+// it on the daemon's latency path. An allocation that finds no free block
+// flushes the cache into the buddy lists first, so the cache never makes an
+// allocation fail that a fully coalesced arena could satisfy.
+//
 // Thread safety: not thread-safe; owned by the daemon's dispatch strand.
 
 #ifndef CRUNCH_IPC_ARENA_ALLOCATOR_H_
 #define CRUNCH_IPC_ARENA_ALLOCATOR_H_
 
+#include <array>
 #include <cstdint>
 #include <optional>
 #include <vector>
@@ -50,8 +60,22 @@ class ArenaAllocator {
  private:
   static constexpr uint32_t kNone = UINT32_MAX;
   static constexpr int8_t kNotFree = -1;
+  static constexpr int8_t kCached = -2;    // Free, but held by the cache: never coalesced.
+  static constexpr int kCachedOrders = 6;  // Blocks of up to 8 KiB are cached.
+  static constexpr uint32_t kCachedPerOrder = 32;
+
+  struct OrderCache {
+    uint32_t count = 0;
+    std::array<uint32_t, kCachedPerOrder> blocks;
+  };
 
   static int OrderFor(uint64_t bytes) noexcept;
+  // Returns the first order >= `want` with a free block, or max_order_ + 1.
+  int FindFreeOrder(int want) const noexcept;
+  // Returns `block` of `order` to the buddy lists, coalescing it.
+  void FreeBlock(uint32_t block, int order) noexcept;
+  // Moves every cached block to the buddy lists; false if the cache was empty.
+  bool FlushCache() noexcept;
   void PushFree(uint32_t block, int order) noexcept;
   void RemoveFree(uint32_t block, int order) noexcept;
 
@@ -62,6 +86,7 @@ class ArenaAllocator {
   std::vector<int8_t> free_order_;   // Per block: order of the free block starting here.
   std::vector<uint32_t> next_;       // Free-list links, per block.
   std::vector<uint32_t> prev_;
+  std::array<OrderCache, kCachedOrders> cache_;
 };
 
 }  // namespace crunch::ipc

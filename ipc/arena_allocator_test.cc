@@ -62,6 +62,29 @@ TEST(ArenaAllocator, CoalescesBackToOneBlock) {
   EXPECT_EQ(all->offset, 0u);
 }
 
+// Freed small blocks wait in a cache; a request only a coalesced arena can
+// satisfy must flush it instead of failing.
+TEST(ArenaAllocator, CachedBlocksDoNotMakeALargeRequestFail) {
+  ArenaAllocator arena(64 * kBlock);
+  std::vector<Extent> held;
+  for (int i = 0; i < 64; ++i) held.push_back(*arena.Allocate(i % 2 == 0 ? 1 : kBlock));
+  for (Extent e : held) arena.Free(e);
+  EXPECT_EQ(arena.bytes_in_use(), 0u);
+  std::optional<Extent> all = arena.Allocate(64 * kBlock);
+  ASSERT_TRUE(all.has_value());
+  EXPECT_EQ(all->offset, 0u);
+}
+
+TEST(ArenaAllocator, ReusesARecentlyFreedBlockOfTheSameSize) {
+  ArenaAllocator arena(1 << 20);
+  Extent a = *arena.Allocate(100);
+  Extent b = *arena.Allocate(100);
+  arena.Free(a);
+  EXPECT_EQ(arena.Allocate(200)->offset, a.offset) << "both sizes take one block";
+  EXPECT_EQ(arena.bytes_in_use(), 2 * kBlock);
+  arena.Free(b);
+}
+
 TEST(ArenaAllocator, UsesAllOfANonPowerOfTwoArena) {
   ArenaAllocator arena(13 * kBlock);  // 8 + 4 + 1 blocks.
   EXPECT_EQ(arena.capacity_bytes(), 13 * kBlock);

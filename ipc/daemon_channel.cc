@@ -17,8 +17,9 @@ absl::StatusOr<DaemonChannel> DaemonChannel::Create(const Segment* segment, uint
     return absl::InvalidArgumentError(
         absl::StrCat("slot must be in 0..", segment->layout().worker_slots - 1, ", got ", slot));
   }
-  // Blocking: the worker, its only reader, sleeps in read(). The daemon only
-  // writes it, which cannot block (the count would need 2^64-2 rings).
+  // Blocking, for a worker that waits in read() or an event loop. The worker's
+  // Receive() sleeps on the ring's futex instead and never rings it up. The
+  // daemon only writes it, which cannot block (the count would need 2^64-2 rings).
   UniqueFd request_fd(::eventfd(0, EFD_CLOEXEC));
   if (!request_fd.valid()) return internal::ErrnoError("eventfd(request)");
   // Non-blocking: the daemon, its only reader, waits for it in an event loop.

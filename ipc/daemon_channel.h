@@ -18,7 +18,8 @@
 //
 // Wake-ups: completions are waited for on wakeup_fd() (an Asio
 // posix::stream_descriptor works), with PrepareToSleep()/Woken() around the
-// wait; WaitForCompletions() is the blocking form for tests and benchmarks.
+// wait; WaitForCompletions() is the blocking form for tests and benchmarks,
+// which sleeps on the ring's futex instead (see Doorbell).
 //
 // Thread safety: not thread-safe; owned by the daemon's dispatch thread. The
 // Segment and ArenaAllocator must outlive the channel.
@@ -90,8 +91,9 @@ class DaemonChannel {
   template <typename OnCompletion>
   absl::StatusOr<size_t> DrainCompletions(OnCompletion&& on_completion);
 
-  // Spins up to `policy.spin`, then sleeps, until a completion is available
-  // (kOk), the ring is corrupt (kCorrupt), or `timeout_ms` passes (kEmpty).
+  // Spins up to `policy.spin`, then sleeps (in FUTEX_WAIT, one system call),
+  // until a completion is available (kOk), the ring is corrupt (kCorrupt), or
+  // `timeout_ms` passes (kEmpty).
   RingResult WaitForCompletions(SpinPolicy policy, int timeout_ms) noexcept {
     return completion_bell_.Wait(completions_, policy, timeout_ms);
   }

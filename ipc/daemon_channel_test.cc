@@ -80,7 +80,9 @@ TEST_F(DaemonChannelTest, RoundTripCarriesInputOutputAndStatus) {
 }
 
 TEST_F(DaemonChannelTest, SubmitGatherJoinsThePartsInOrder) {
-  const std::span<const std::byte> parts[] = {Bytes("head|"), Bytes(""), Bytes("body")};
+  // Named: spans over temporaries would dangle before SubmitGather() reads them.
+  const std::string head = "head|", empty, body = "body";
+  const std::span<const std::byte> parts[] = {Bytes(head), Bytes(empty), Bytes(body)};
   ASSERT_EQ(channel_->SubmitGather(5, 1, parts, 0), SubmitResult::kOk);
   Descriptor d = Receive();
   std::span<const std::byte> in = worker_->Input(d);

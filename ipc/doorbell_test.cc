@@ -136,5 +136,63 @@ TEST(Doorbell, NoLostWakeUpsWhenBothSidesSleep) {
   EXPECT_FALSE(echo_failed) << "the echo thread lost a wake-up";
 }
 
+// The same with Wait(), which sleeps on the futex: a single lost wake-up
+// times a Wait() out while an item is waiting.
+TEST(Doorbell, NoLostWakeUpsWhenBothSidesSleepOnTheFutex) {
+#ifdef CRUNCH_SANITIZED
+  constexpr uint64_t kRounds = 20'000;
+#else
+  constexpr uint64_t kRounds = 200'000;
+#endif
+  constexpr SpinPolicy kNoSpin{std::chrono::nanoseconds(0)};
+  BelledRing ping, pong;
+  std::atomic<uint64_t> echo_failed_at{UINT64_MAX};
+  std::thread echo([&] {
+    auto in = ping.consumer();
+    auto out = pong.producer();
+    Doorbell in_bell = ping.bell(), out_bell = pong.bell();
+    for (uint64_t i = 0; i < kRounds; ++i) {
+      uint64_t item;
+      if (in_bell.Wait(in, kNoSpin, 10'000) != RingResult::kOk ||
+          in.TryPop(&item) != RingResult::kOk) {
+        echo_failed_at = i;
+        return;
+      }
+      out.TryPush(item + 1);
+      out_bell.Ring();
+    }
+  });
+  auto out = ping.producer();
+  auto in = pong.consumer();
+  Doorbell out_bell = ping.bell(), in_bell = pong.bell();
+  for (uint64_t i = 0; i < kRounds; ++i) {
+    ASSERT_EQ(out.TryPush(i), RingResult::kOk);
+    out_bell.Ring();
+    ASSERT_EQ(in_bell.Wait(in, kNoSpin, 10'000), RingResult::kOk) << "round " << i;
+    uint64_t item;
+    ASSERT_EQ(in.TryPop(&item), RingResult::kOk);
+    ASSERT_EQ(item, i + 1);
+  }
+  echo.join();
+  EXPECT_EQ(echo_failed_at, UINT64_MAX) << "the echo thread lost a wake-up";
+  EXPECT_FALSE(ping.EventPending() || pong.EventPending()) << "futex sleepers need no eventfd";
+}
+
+TEST(Doorbell, RingWakesAFutexSleeperAndClearsTheFlag) {
+  BelledRing ring;
+  auto consumer = ring.consumer();
+  std::thread sleeper([&] {
+    EXPECT_EQ(ring.bell().Wait(consumer, SpinPolicy{std::chrono::nanoseconds(0)}, 10'000),
+              RingResult::kOk);
+  });
+  while (ring.control.consumer_sleeping.load() != Doorbell::kSleepsOnFutex)
+    std::this_thread::yield();
+  auto producer = ring.producer();
+  ASSERT_EQ(producer.TryPush(1), RingResult::kOk);
+  ring.bell().Ring();
+  sleeper.join();
+  EXPECT_EQ(ring.control.consumer_sleeping.load(), Doorbell::kAwake);
+}
+
 }  // namespace
 }  // namespace crunch::ipc

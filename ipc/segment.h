@@ -42,7 +42,8 @@
 namespace crunch::ipc {
 
 inline constexpr uint64_t kSegmentMagic = 0x4753'4843'4E55'5243;  // "CRUNCHSG" in memory order
-inline constexpr uint32_t kSegmentLayoutVersion = 1;
+// 2: consumer_sleeping says how the consumer sleeps (eventfd or futex).
+inline constexpr uint32_t kSegmentLayoutVersion = 2;
 
 inline constexpr uint32_t kMaxWorkerSlots = 1024;
 inline constexpr uint32_t kMinRingCapacity = 2;

@@ -79,7 +79,7 @@ TEST(Segment, AttachRejectsWrongLayoutVersionWithDocumentedError) {
   absl::StatusOr<Segment> attached = Segment::Attach(s->fd());
   EXPECT_EQ(attached.status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_THAT(attached.status().message(),
-              HasSubstr("segment layout version 2, this build understands version 1"));
+              HasSubstr("segment layout version 3, this build understands version 2"));
   EXPECT_THAT(attached.status().message(), HasSubstr("different builds"));
 }
 

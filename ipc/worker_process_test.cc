@@ -318,7 +318,7 @@ TEST(WorkerProcess, WorkerRefusesSegmentFromAnotherBuild) {
   char text[512] = {};
   ASSERT_GT(::read(err[0], text, sizeof(text) - 1), 0);
   ::close(err[0]);
-  EXPECT_THAT(text, HasSubstr("segment layout version 2, this build understands version 1"));
+  EXPECT_THAT(text, HasSubstr("segment layout version 3, this build understands version 2"));
   EXPECT_FALSE(t.channel(0).worker_attached());
 }
 
