@@ -1,0 +1,17 @@
+"""Channel settings every client uses."""
+
+from __future__ import annotations
+
+# crunchd allows payloads and outputs far beyond gRPC's 4 MiB default
+# ([limits] max_payload_bytes, max_output_bytes) and enforces its own limits,
+# so the client lifts gRPC's (crunchctl does the same).
+CHANNEL_OPTIONS = (
+    ("grpc.max_receive_message_length", -1),
+    ("grpc.max_send_message_length", -1),
+)
+
+# Deadline in seconds for the calls that answer at once (Submit, Cancel,
+# ListKinds, Status) when the client has no timeout of its own, so a wedged
+# daemon cannot hang a script. Run, Wait and streams have none by default: they
+# last as long as their tasks.
+QUICK_CALL_TIMEOUT = 10.0

@@ -1,0 +1,340 @@
+"""crunch.Executor: a concurrent.futures.Executor whose workers are crunchd's.
+
+Design. An Executor owns one channel, used from an asyncio event loop on a
+thread of its own ("crunch.Executor loop", one for all the executors of a
+process; see _shared_loop). Every task goes over one of a few RunStream calls
+(`streams`, default 4) on that channel, tagged with a number unique to the
+executor; its result comes back with the tag, in completion order.
+
+  submit()   (any thread) builds the TaskRequest, registers the Future under
+             its tag and appends it to the outbox (a deque). It never blocks;
+             it wakes the loop only when every sender is idle.
+  senders    (one coroutine per stream, on the loop) take tasks from the outbox
+             in order, wait for one of max_in_flight slots (one semaphore for
+             all streams), mark the Future running and write the request. A
+             Future cancelled before this point is dropped here; one marked
+             running can no longer be cancelled (see Future.cancel below).
+  receivers  (one coroutine per stream) read results, free a slot and resolve
+             the Future by tag: set_result(output) or set_exception(the
+             TaskError subclass).
+
+Why a loop and several streams, not a sender and a receiver thread on one
+stream: grpc's blocking API hands every message between Python threads (its
+request-consumer thread, its channel-spin thread, ours), which measured about
+10 context switches and 60 futex calls per noop task (perf stat, strace -c);
+one loop thread needs about half. And gRPC allows one write in flight per
+call, so one stream's rate is one write-completion round trip per task; four
+streams overlap them (README.md, "Throughput", has the figures).
+
+The slots keep at most max_in_flight tasks in the daemon, so a burst of
+submits cannot overflow its queue (RESOURCE_EXHAUSTED). shutdown() marks the
+outbox closed behind the last accepted task; each sender half-closes its
+stream when it finds the outbox empty, the daemon finishes what it has and the
+streams end. If a stream fails (daemon gone or draining), every unresolved
+Future gets that error, the other streams are cancelled and submit() raises
+BrokenExecutor.
+
+Future.cancel() returns True only for a task still in the outbox. A sent task
+is not cancelled: its daemon task id is unknown until its result arrives, so
+there is nothing to send Cancel for; use Client.submit/cancel for long tasks
+that may need cancelling.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import concurrent.futures
+import itertools
+import os
+import threading
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
+
+import grpc
+import grpc.aio
+
+from crunch import errors
+from crunch._address import default_address
+from crunch._channel import CHANNEL_OPTIONS
+from crunch._convert import Payload, payload_bytes, status_code, task_request
+from crunch._stubs import pb_grpc
+
+
+class Executor(concurrent.futures.Executor):
+    """Runs crunchd tasks as Futures, pipelined over a few streams.
+
+    `address` as for crunch.Client. At most `max_in_flight` tasks are sent to
+    the daemon ahead of their results; the rest wait in this process.
+    `streams` RunStream calls share them (1 for strictly one stream). Methods
+    are thread-safe.
+    """
+
+    def __init__(
+        self, address: str | None = None, max_in_flight: int = 256, *, streams: int = 4
+    ) -> None:
+        if max_in_flight < 1:
+            raise ValueError(f"max_in_flight must be at least 1, got {max_in_flight}")
+        if streams < 1:
+            raise ValueError(f"streams must be at least 1, got {streams}")
+        self.address = address or default_address()
+        self._max_in_flight = max_in_flight
+        self._streams = min(streams, max_in_flight)
+        self._tags = itertools.count()
+        self._outbox: collections.deque[tuple[concurrent.futures.Future[bytes], Any]] = (
+            collections.deque()
+        )
+        self._pending: dict[int, concurrent.futures.Future[bytes]] = {}  # tag -> unresolved
+        self._lock = threading.Lock()  # Orders submit() against shutdown() and failure.
+        self._closing = False  # Set under _lock: no task will join the outbox any more.
+        self._broken: errors.TaskError | None = None  # Set under _lock.
+        self._idle = False  # A sender may be waiting for _kick (read and written under the GIL).
+        self._calls: list[Any] = []
+        # Loop objects; they bind to the loop when first used there.
+        self._kick = asyncio.Event()
+        self._slots = asyncio.Semaphore(max_in_flight)
+        self._loop, self._loop_thread = _shared_loop()
+        self._served = asyncio.run_coroutine_threadsafe(self._serve(), self._loop)
+
+    def submit(  # type: ignore[override]  # kind, not a callable
+        self,
+        kind: str,
+        payload: Payload = b"",
+        *,
+        timeout_ms: int = 0,
+        priority: int = 0,
+        **params: Any,
+    ) -> concurrent.futures.Future[bytes]:
+        """Schedules one task; the Future's result() is its output or raises its TaskError.
+
+        Arguments as for Client.run. Raises RuntimeError after shutdown() and
+        concurrent.futures.BrokenExecutor once a stream has failed.
+        """
+        tag = next(self._tags)
+        request = task_request(kind, payload, params, tag=tag, timeout_ms=timeout_ms,
+                               priority=priority)
+        future: concurrent.futures.Future[bytes] = concurrent.futures.Future()
+        with self._lock:
+            if self._broken is not None:
+                raise concurrent.futures.BrokenExecutor(
+                    f"the stream to crunchd failed: {self._broken}"
+                ) from self._broken
+            if self._closing:
+                raise RuntimeError("cannot schedule new futures after shutdown")
+            self._pending[tag] = future
+            self._outbox.append((future, request))
+        if self._idle:
+            self._wake_senders()
+        return future
+
+    def map(  # type: ignore[override]  # kind, not a callable
+        self,
+        kind: str,
+        *iterables: Iterable[Any],
+        param: str | tuple[str, ...] | None = None,
+        timeout: float | None = None,
+        chunksize: int = 1,
+        **params: Any,
+    ) -> Iterator[bytes]:
+        """Runs `kind` once per item and yields the outputs in the items' order.
+
+        With `param`, items are values of that parameter:
+            ex.map("fib", [28, 30, 32], param="n")  # fib n=28, n=30, n=32
+        (several iterables with param=("a", "b") are zipped, as in map()).
+        Without it, each item is a payload (bytes or str), a mapping of
+        parameters, or a (payload, parameters) pair. `params` are added to
+        every task's parameters. Every task is submitted before this returns;
+        a failed task raises its TaskError when its output is reached;
+        `timeout` (seconds, from this call) and the cancellation of the rest
+        when the iterator is closed early behave as in Executor.map.
+        `chunksize` is accepted for compatibility and ignored: tasks are
+        already pipelined.
+        """
+        del chunksize
+        end = None if timeout is None else time.monotonic() + timeout
+        futures = [self.submit(kind, p, **kw) for p, kw in _map_tasks(iterables, param, params)]
+
+        def results() -> Iterator[bytes]:
+            try:
+                futures.reverse()  # Pop from the end: O(1), and drops references as it goes.
+                while futures:
+                    future = futures.pop()
+                    if end is None:
+                        yield future.result()
+                    else:
+                        yield future.result(end - time.monotonic())
+            finally:
+                for future in futures:
+                    future.cancel()
+
+        return results()
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        """Accepts no more tasks; the ones accepted still run (unless `cancel_futures`).
+
+        `cancel_futures` cancels the tasks not sent yet. With `wait`, returns
+        once every sent task's result is in and the connection is closed.
+        """
+        with self._lock:
+            if not self._closing:
+                self._closing = True
+                if cancel_futures:
+                    for future in list(self._pending.values()):
+                        future.cancel()  # False for the sent ones: they are running.
+        self._wake_senders()
+        if wait and threading.current_thread() is not self._loop_thread:
+            self._served.result()
+
+    # --- the loop thread ---------------------------------------------------
+
+    def _wake_senders(self) -> None:
+        self._idle = False
+        self._loop.call_soon_threadsafe(self._kick.set)
+
+    async def _serve(self) -> None:
+        channel = grpc.aio.insecure_channel(self.address, options=CHANNEL_OPTIONS)
+        try:
+            stub = pb_grpc.CrunchStub(channel)
+            self._calls = [stub.RunStream() for _ in range(self._streams)]
+            await asyncio.gather(*(self._stream(call) for call in self._calls))
+        except BaseException as e:  # noqa: BLE001 - a bug here must not strand the futures.
+            self._fail(errors.TaskError(f"crunch.Executor failed: {e!r}"))
+        finally:
+            if self._pending:
+                self._fail(errors.TaskError("the streams ended before every task was answered"))
+            await channel.close()
+
+    async def _stream(self, call: Any) -> None:
+        sender = asyncio.ensure_future(self._send(call))
+        pending, slots, ok, eof = self._pending, self._slots, 0, grpc.aio.EOF
+        try:
+            while True:
+                r = await call.read()
+                if r is eof:
+                    break
+                future = pending.pop(r.tag)
+                slots.release()
+                if r.code == ok:
+                    future.set_result(r.output)
+                else:
+                    future.set_exception(errors.error_for(status_code(r.code), r.error))
+        except grpc.RpcError as e:
+            self._fail(errors.from_rpc_error(e, self.address))
+        except asyncio.CancelledError:
+            if self._broken is None:  # Not cancelled by _fail: someone else's cancellation.
+                raise
+        finally:
+            sender.cancel()
+
+    async def _send(self, call: Any) -> None:
+        try:
+            await self._send_all(call)
+        except (grpc.RpcError, asyncio.InvalidStateError):
+            pass  # The call ended; its receiver reports why.
+        except Exception as e:  # noqa: BLE001 - a bug here must not strand the futures.
+            self._fail(errors.TaskError(f"crunch.Executor sender failed: {e!r}"))
+
+    async def _send_all(self, call: Any) -> None:
+        outbox, pending, slots, kick = self._outbox, self._pending, self._slots, self._kick
+        while self._broken is None:
+            if not outbox:
+                if self._closing:
+                    await call.done_writing()
+                    return
+                # submit() appends, then reads _idle; we set _idle, then read the
+                # outbox: under the GIL one of us sees the other, so no task waits
+                # while every sender sleeps.
+                self._idle = True
+                if not outbox and not self._closing:
+                    await kick.wait()
+                    kick.clear()
+                continue
+            future, request = outbox.popleft()
+            await slots.acquire()
+            try:
+                running = future.set_running_or_notify_cancel()
+            except RuntimeError:  # Already failed by _fail.
+                running = False
+            if running:
+                await call.write(request)
+            else:
+                pending.pop(request.tag, None)
+                slots.release()
+
+    def _fail(self, failure: errors.TaskError) -> None:
+        # On the loop thread. The first failure wins; later ones are its echoes.
+        with self._lock:
+            if self._broken is None:
+                self._broken = failure
+            failure = self._broken
+            self._outbox.clear()
+        for future in list(self._pending.values()):
+            try:
+                future.set_exception(failure)
+            except concurrent.futures.InvalidStateError:
+                pass  # Resolved or cancelled meanwhile.
+        self._pending.clear()
+        for call in self._calls:
+            call.cancel()
+        self._kick.set()
+
+
+_loop_lock = threading.Lock()
+_loop_state: tuple[int, asyncio.AbstractEventLoop, threading.Thread] | None = None
+
+
+def _shared_loop() -> tuple[asyncio.AbstractEventLoop, threading.Thread]:
+    """Returns the event loop every Executor of this process uses, and its thread.
+
+    One loop, not one per executor: grpc.aio wakes every loop that has used it
+    on each gRPC event, and all but one of them then log a spurious
+    BlockingIOError (grpc/grpc#25364). The thread is a daemon and lives until
+    the process exits; a forked child starts its own.
+    """
+    global _loop_state
+    with _loop_lock:
+        if _loop_state is None or _loop_state[0] != os.getpid():
+            loop = asyncio.new_event_loop()
+            loop.set_exception_handler(_quiet_poller_errors)
+            thread = threading.Thread(
+                target=loop.run_forever, name="crunch.Executor loop", daemon=True
+            )
+            thread.start()
+            _loop_state = (os.getpid(), loop, thread)
+        return _loop_state[1], _loop_state[2]
+
+
+def _quiet_poller_errors(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    """Drops grpc#25364's harmless BlockingIOError (another loop uses grpc.aio too)."""
+    error, handle = context.get("exception"), str(context.get("handle", ""))
+    if isinstance(error, BlockingIOError) and "PollerCompletionQueue" in handle:
+        return
+    loop.default_exception_handler(context)
+
+
+def _map_tasks(
+    iterables: tuple[Iterable[Any], ...],
+    param: str | tuple[str, ...] | None,
+    fixed: Mapping[str, Any],
+) -> Iterator[tuple[Payload, dict[str, Any]]]:
+    """Yields (payload, params) for each item of Executor.map's iterables."""
+    if not iterables:
+        raise TypeError("map() needs at least one iterable")
+    if param is not None:
+        names = (param,) if isinstance(param, str) else tuple(param)
+        if len(names) != len(iterables):
+            raise TypeError(f"map() got {len(iterables)} iterables for params {names}")
+        for values in zip(*iterables):
+            yield b"", {**fixed, **dict(zip(names, values))}
+        return
+    if len(iterables) != 1:
+        raise TypeError("map() takes one iterable unless param= names a parameter for each")
+    for item in iterables[0]:
+        if isinstance(item, Mapping):
+            yield b"", {**fixed, **item}
+        elif isinstance(item, tuple) and len(item) == 2 and isinstance(item[1], Mapping):
+            yield item[0], {**fixed, **item[1]}
+        else:
+            payload_bytes(item)  # TypeError now, in the caller, for anything else.
+            yield item, dict(fixed)
