@@ -16,10 +16,18 @@
 
 namespace {
 
-std::string WorkerNextToSelf() {
+// crunch_worker next to crunchd (the build tree), else where the package puts
+// it: /usr/bin/crunchd -> /usr/libexec/crunchd/crunch_worker.
+std::string DefaultWorkerPath() {
   std::error_code ec;
-  std::filesystem::path self = std::filesystem::read_symlink("/proc/self/exe", ec);
-  return (self.parent_path() / "crunch_worker").string();
+  const std::filesystem::path dir =
+      std::filesystem::read_symlink("/proc/self/exe", ec).parent_path();
+  const std::filesystem::path next_to_self = dir / "crunch_worker";
+  const std::filesystem::path installed = dir / "../libexec/crunchd/crunch_worker";
+  if (!std::filesystem::exists(next_to_self, ec) && std::filesystem::exists(installed, ec)) {
+    return installed.lexically_normal().string();
+  }
+  return next_to_self.string();
 }
 
 }  // namespace
@@ -57,7 +65,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   if (config->server.listen.empty()) config->server.listen = {rpc::DefaultAddress()};
-  if (config->cpu.worker_path.empty()) config->cpu.worker_path = WorkerNextToSelf();
+  if (config->cpu.worker_path.empty()) config->cpu.worker_path = DefaultWorkerPath();
   if (check_config) {
     std::printf("%s", daemon::DescribeConfig(*config).c_str());
     std::fprintf(stderr, "crunchd: configuration OK\n");

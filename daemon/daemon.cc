@@ -93,6 +93,8 @@ Daemon::Daemon(Config config, std::string config_path, ConfigOverrides overrides
 
 int Daemon::Run(Frontend* frontend) {
   frontend_ = frontend;
+  notifier_ = std::make_unique<SystemdNotifier>(io_, *scheduler_);
+  notifier_->StartWatchdog();
   if (absl::Status s = frontend_->Start(); !s.ok()) {
     spdlog::critical("cannot start: {}", s.message());
     return 1;
@@ -104,6 +106,7 @@ int Daemon::Run(Frontend* frontend) {
                                                               start);
     spdlog::info("ready: {} worker process(es), {} I/O thread(s), listening on {} ({} ms)",
                  config_.cpu.workers, config_.io.threads, frontend_->Describe(), ms.count());
+    notifier_->Ready();
   });
   if (!s.ok()) {
     spdlog::critical("cannot start the worker processes: {}", s.message());
@@ -126,7 +129,9 @@ void Daemon::WaitForSignal() {
 
 void Daemon::OnSignal(int signo) {
   if (signo == SIGHUP) {
+    notifier_->Reloading();
     Reload();
+    notifier_->Reloaded();
     return;
   }
   if (draining_) {
@@ -136,7 +141,9 @@ void Daemon::OnSignal(int signo) {
   }
   draining_ = true;
   spdlog::info("{}: draining", strsignal(signo));
+  notifier_->Stopping();
   scheduler_->Drain(std::chrono::milliseconds(config_.server.drain_grace_ms), [this] {
+    notifier_->Stop();
     frontend_->Shutdown();
     signals_.cancel();
     io_.stop();

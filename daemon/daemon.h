@@ -13,6 +13,10 @@
 // The daemon does not know which transport the front-end speaks (gRPC today):
 // it only starts and stops it.
 //
+// Under systemd (Type=notify) the life cycle is reported with sd_notify:
+// READY=1 once ready, RELOADING=1/READY=1 around a reload, STOPPING=1 when the
+// drain starts, a STATUS= line and the watchdog pings (SystemdNotifier).
+//
 // Thread safety: Run() on one thread; everything else happens on that thread.
 
 #ifndef CRUNCH_DAEMON_DAEMON_H_
@@ -27,6 +31,7 @@
 #include "boost/asio/signal_set.hpp"
 #include "daemon/config.h"
 #include "daemon/scheduler.h"
+#include "daemon/systemd_notifier.h"
 
 namespace crunch::daemon {
 
@@ -70,6 +75,7 @@ class Daemon {
   std::string config_path_;
   ConfigOverrides overrides_;
   std::unique_ptr<Scheduler> scheduler_;
+  std::unique_ptr<SystemdNotifier> notifier_;  // Created by Run().
   boost::asio::signal_set signals_;
   Frontend* frontend_ = nullptr;
   bool draining_ = false;

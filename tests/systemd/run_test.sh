@@ -1,0 +1,375 @@
+#!/usr/bin/env bash
+# crunchd as a systemd service, under a real systemd: builds the .deb, installs
+# it into a Debian 12 container booted with systemd-nspawn (tests/systemd/
+# nspawn.sh) and checks issue 5's list:
+#
+#   install    apt-get install ./crunchd_*.deb: user created, nothing enabled
+#   start      `systemctl start` returns after READY=1; active; STATUS= line;
+#              crunchctl works for group crunchd, is refused for others
+#   kinds      the built-in kinds work under the unit's hardening
+#   worker     SIGKILL a worker: the service stays active, the worker is replaced
+#   reload     `systemctl reload` while tasks run: none lost, READY again
+#   stop       `systemctl stop` drains running tasks; the journal shows it
+#   watchdog   SIGSTOP crunchd: the watchdog restarts it
+#   socket     only crunchd.socket started: the first call starts the service
+#   security   `systemd-analyze security crunchd` (printed, not judged)
+#
+#   tests/systemd/run_test.sh BUILD_DIR [CHECK...]     (root; default: all checks)
+#
+# Prints timings. Exits 0 if every check passed; on a failure prints what was
+# expected and crunchd's journal. The container and its root are removed on
+# exit, whatever happens.
+set -uo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=nspawn.sh
+source "$here/nspawn.sh"
+
+if [ $# -lt 1 ]; then
+  echo "usage: $0 BUILD_DIR [CHECK...]" >&2
+  exit 2
+fi
+build_dir=$(cd "$1" && pwd)
+shift
+all_checks=(install start kinds worker reload stop watchdog socket security)
+checks=("$@")
+[ ${#checks[@]} -ne 0 ] || checks=("${all_checks[@]}")
+
+SOCKET=/run/crunchd/crunchd.sock
+ADDRESS=unix:$SOCKET
+t_start=$SECONDS
+failed=()
+current=""
+
+say() { echo "[systemd-test $(date +%T)] $*"; }
+timing() { say "timing: $1 took $2 s"; }
+
+on_exit() {
+  local rc=$?
+  nspawn_teardown
+  say "total $((SECONDS - t_start)) s"
+  exit $rc
+}
+trap on_exit EXIT
+trap 'exit 130' INT TERM
+
+# Runs CMD inside the container, at most SECS seconds.
+in_ct() {
+  local secs=$1
+  shift
+  nspawn_run timeout --kill-after=5 "$secs" "$@"
+}
+
+journal() {
+  echo "----- journalctl -u crunchd (last 80 lines) -----"
+  in_ct 20 journalctl -u crunchd -u crunchd.socket --no-pager -n 80 -o short-precise || true
+  echo "----- systemctl status crunchd -----"
+  in_ct 20 systemctl status crunchd --no-pager -l || true
+  echo "-----"
+}
+
+# Marks the current check failed, with why and the journal.
+fail() {
+  echo "FAIL [$current]: $*" >&2
+  journal >&2
+  failed+=("$current")
+  return 1
+}
+
+crunchctl() { in_ct 60 crunchctl --address "$ADDRESS" "$@"; }
+as_user() {
+  local user=$1
+  shift
+  in_ct 60 runuser -u "$user" -- crunchctl --address "$ADDRESS" "$@"
+}
+
+prop() { in_ct 20 systemctl show -P "$1" "${2:-crunchd.service}"; }
+
+# Waits up to SECS for CMD to succeed.
+wait_for() {
+  local secs=$1
+  shift
+  local deadline=$((SECONDS + secs))
+  until "$@" >/dev/null 2>&1; do
+    [ $SECONDS -ge $deadline ] && return 1
+    sleep 0.5
+  done
+}
+
+is_active() { [ "$(prop ActiveState)" = active ]; }
+
+ensure_started() {
+  is_active && return 0
+  in_ct 90 systemctl start crunchd || fail "systemctl start crunchd failed"
+}
+
+worker_pids() {
+  local main
+  main=$(prop MainPID)
+  in_ct 10 pgrep -P "$main" -x crunch_worker | sort
+}
+
+# --- the checks -------------------------------------------------------------
+
+check_install() {
+  local t=$SECONDS
+  cp "$deb" "$NSPAWN_ROOT/root/" || {
+    fail "cannot copy $deb into the container"
+    return
+  }
+  if ! in_ct 600 env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "/root/$(basename "$deb")" \
+    >"$NSPAWN_RUN_DIR/apt.log" 2>&1; then
+    cat "$NSPAWN_RUN_DIR/apt.log" >&2
+    fail "apt-get install ./$(basename "$deb") failed"
+    return
+  fi
+  timing "apt-get install of the .deb" $((SECONDS - t))
+  in_ct 10 getent passwd crunchd >/dev/null || fail "postinst did not create user crunchd"
+  in_ct 10 test -d /run/crunchd || fail "postinst did not create /run/crunchd"
+  local enabled
+  enabled=$(in_ct 10 systemctl is-enabled crunchd.service crunchd.socket | tr '\n' ' ')
+  [ "$enabled" = "disabled disabled " ] || fail "the package enabled something: is-enabled says '$enabled'"
+  is_active && fail "the package started crunchd"
+  # A member of group crunchd and a user outside it.
+  in_ct 20 useradd --create-home --groups crunchd member &&
+    in_ct 20 useradd --create-home outsider || fail "cannot create the test users"
+}
+
+check_start() {
+  in_ct 20 systemctl stop crunchd.socket crunchd.service
+  local t=$SECONDS
+  in_ct 90 systemctl start crunchd || {
+    fail "systemctl start crunchd failed"
+    return
+  }
+  timing "systemctl start crunchd" $((SECONDS - t))
+  # Type=notify: start returns once READY=1 came, so by now crunchd has
+  # logged that it is ready and the socket answers.
+  in_ct 10 journalctl -u crunchd --no-pager -o cat | grep -q '^.*ready: ' ||
+    fail "systemctl start returned before crunchd logged 'ready:'"
+  is_active || fail "not active after start (ActiveState=$(prop ActiveState))"
+  local status
+  status=$(prop StatusText)
+  [[ "$status" == *workers* ]] || fail "StatusText is '$status', expected the live summary ('N/N workers; ...')"
+  in_ct 10 systemctl status crunchd --no-pager | grep -q "Status: \"" ||
+    fail "systemctl status shows no Status: line"
+  say "status line: $status"
+  local mode
+  mode=$(in_ct 10 stat -c '%a %U:%G' $SOCKET /run/crunchd | tr '\n' ' ')
+  [ "$mode" = "660 crunchd:crunchd 750 crunchd:crunchd " ] ||
+    fail "socket/dir modes are '$mode', expected '660 crunchd:crunchd 750 crunchd:crunchd'"
+  crunchctl status >/dev/null || fail "crunchctl status as root failed"
+  as_user member status >/dev/null || fail "crunchctl status as member of group crunchd failed"
+  if as_user outsider status >/dev/null 2>&1; then
+    fail "crunchctl status as a user outside group crunchd succeeded; it must be refused"
+  fi
+}
+
+check_kinds() {
+  ensure_started || return
+  local out
+  out=$(crunchctl run fib -p n=20 2>&1) && [[ "$out" == *6765* ]] || fail "fib n=20: '$out'"
+  out=$(echo -n abc | nspawn_run timeout 60 crunchctl --address "$ADDRESS" run sha256 --input - 2>&1) &&
+    [[ "$out" == *ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad* ]] ||
+    fail "sha256 of 'abc': '$out'"
+  crunchctl run primes -p n=1000 >/dev/null 2>&1 || fail "primes n=1000 failed"
+  crunchctl run sleep -p ms=50 >/dev/null 2>&1 || fail "sleep ms=50 failed"
+  out=$(echo -n hello-systemd | nspawn_run timeout 60 crunchctl --address "$ADDRESS" run file.write \
+    -p path=probe.txt --input - 2>&1) || fail "file.write path=probe.txt: '$out'"
+  out=$(crunchctl run file.read -p path=probe.txt 2>&1) && [[ "$out" == *hello-systemd* ]] ||
+    fail "file.read path=probe.txt: '$out'"
+  in_ct 10 test -f /var/lib/crunchd/probe.txt || fail "file.write did not write under /var/lib/crunchd"
+  out=$(crunchctl run dns.resolve -p host=localhost 2>&1) && [[ "$out" == *127.0.0.1* || "$out" == *::1* ]] ||
+    fail "dns.resolve host=localhost: '$out'"
+  echo -n aaaaaaaaaaaaaaaa | nspawn_run timeout 60 crunchctl --address "$ADDRESS" run zstd.compress \
+    --input - >/dev/null 2>&1 || fail "zstd.compress failed"
+}
+
+check_worker() {
+  ensure_started || return
+  local before victim after
+  before=$(worker_pids)
+  victim=$(head -n1 <<<"$before")
+  [ -n "$victim" ] || {
+    fail "no crunch_worker child of crunchd's main process found"
+    return
+  }
+  local restarts_before
+  restarts_before=$(prop NRestarts)
+  in_ct 10 kill -KILL "$victim"
+  # Replaced: as many workers as before, the victim not among them.
+  local n_before
+  n_before=$(wc -l <<<"$before")
+  replaced() {
+    local now
+    now=$(worker_pids)
+    [ "$(wc -l <<<"$now")" = "$n_before" ] && ! grep -qx "$victim" <<<"$now"
+  }
+  wait_for 30 replaced || fail "worker $victim not replaced in 30 s (workers now: $(worker_pids | tr '\n' ' '))"
+  after=$(worker_pids | tr '\n' ' ')
+  is_active || fail "service not active after a worker was killed"
+  [ "$(prop NRestarts)" = "$restarts_before" ] || fail "the service restarted; only the worker should have"
+  crunchctl run fib -p n=10 >/dev/null 2>&1 || fail "fib after the worker was replaced failed"
+  say "worker $victim killed; workers now: $after"
+}
+
+check_reload() {
+  ensure_started || return
+  local pids=() i
+  for i in 1 2 3 4; do
+    nspawn_run timeout 60 crunchctl --address "$ADDRESS" run sleep -p ms=3000 >/dev/null 2>&1 &
+    pids+=($!)
+  done
+  nspawn_run timeout 60 crunchctl --address "$ADDRESS" run spin -p ms=2500 >/dev/null 2>&1 &
+  pids+=($!)
+  sleep 1
+  local main_before
+  main_before=$(prop MainPID)
+  in_ct 30 systemctl reload crunchd || fail "systemctl reload crunchd failed"
+  local lost=0 p
+  for p in "${pids[@]}"; do wait "$p" || lost=$((lost + 1)); done
+  [ $lost -eq 0 ] || fail "$lost of ${#pids[@]} tasks running during the reload failed"
+  [ "$(prop MainPID)" = "$main_before" ] || fail "reload replaced the main process"
+  wait_for 10 in_ct 10 sh -c 'journalctl -u crunchd --no-pager -o cat | grep -q "configuration reloaded"' ||
+    fail "the journal does not show 'configuration reloaded'"
+  is_active || fail "not active after reload"
+  [[ "$(prop StatusText)" == *workers* ]] || fail "StatusText after reload is '$(prop StatusText)'"
+}
+
+check_stop() {
+  ensure_started || return
+  local pid
+  nspawn_run timeout 60 crunchctl --address "$ADDRESS" run sleep -p ms=3000 >/dev/null 2>&1 &
+  pid=$!
+  sleep 1
+  local t=$SECONDS
+  in_ct 90 systemctl stop crunchd || fail "systemctl stop crunchd failed"
+  timing "systemctl stop crunchd (draining a 3 s task)" $((SECONDS - t))
+  wait "$pid" || fail "the task running when stop began did not finish (it should have been drained)"
+  in_ct 10 journalctl -u crunchd --no-pager -o cat | grep -q "draining" ||
+    fail "the journal does not show the drain ('draining')"
+  [ "$(prop ActiveState)" = inactive ] || fail "ActiveState after stop is $(prop ActiveState)"
+  [ "$(prop Result)" = success ] || fail "Result after stop is $(prop Result), expected success"
+}
+
+check_watchdog() {
+  ensure_started || return
+  local main restarts
+  main=$(prop MainPID)
+  restarts=$(prop NRestarts)
+  [ "$(prop WatchdogUSec)" != 0 ] || fail "WatchdogUSec is 0"
+  local t=$SECONDS
+  in_ct 10 kill -STOP "$main"
+  # WatchdogSec=10, then SIGABRT (TimeoutAbortSec=10), RestartSec=1, start.
+  restarted() { [ "$(prop NRestarts)" != "$restarts" ] && is_active && [ "$(prop MainPID)" != "$main" ]; }
+  if wait_for 60 restarted; then
+    timing "watchdog restart after SIGSTOP" $((SECONDS - t))
+  else
+    fail "not restarted within 60 s of SIGSTOP (NRestarts=$(prop NRestarts), MainPID=$(prop MainPID))"
+    in_ct 10 kill -CONT "$main"
+    return
+  fi
+  in_ct 10 journalctl -u crunchd --no-pager | grep -qi "watchdog timeout" ||
+    fail "the journal does not show systemd's 'Watchdog timeout'"
+  crunchctl status >/dev/null || fail "crunchctl status after the watchdog restart failed"
+}
+
+check_socket() {
+  in_ct 90 systemctl stop crunchd.service crunchd.socket
+  in_ct 30 systemctl start crunchd.socket || {
+    fail "systemctl start crunchd.socket failed"
+    return
+  }
+  [ "$(prop ActiveState)" = inactive ] || fail "crunchd.service is $(prop ActiveState) before any call"
+  local mode
+  mode=$(in_ct 10 stat -c '%a %G' $SOCKET)
+  [ "$mode" = "660 crunchd" ] || fail "the socket unit's socket is '$mode', expected '660 crunchd'"
+  local t=$SECONDS
+  as_user member status >/dev/null || fail "the first crunchctl status (member) through the activated socket failed"
+  timing "first call through crunchd.socket (starts the service)" $((SECONDS - t))
+  is_active || fail "crunchd.service not active after the first call"
+  in_ct 10 journalctl -u crunchd --no-pager -o cat | grep -q "serving the socket(s) systemd passed" ||
+    fail "crunchd did not log that it serves the passed socket"
+  crunchctl run fib -p n=15 >/dev/null || fail "fib through the activated socket failed"
+  if as_user outsider status >/dev/null 2>&1; then
+    fail "an outsider could use the activated socket"
+  fi
+  # Stopping the service leaves the socket to systemd: the next call starts it again.
+  in_ct 90 systemctl stop crunchd.service
+  in_ct 10 test -S $SOCKET || fail "stopping the service removed systemd's socket file"
+  crunchctl status >/dev/null || fail "a call after stopping the service did not start it again"
+  in_ct 90 systemctl stop crunchd.socket crunchd.service
+}
+
+check_security() {
+  local out
+  out=$(in_ct 60 systemd-analyze security crunchd.service --no-pager 2>&1)
+  echo "$out" | grep -E '✗' | sed 's/^/    /'
+  say "$(echo "$out" | grep 'Overall exposure level')"
+}
+
+# --- main -------------------------------------------------------------------
+
+nspawn_check_host || {
+  echo "FAIL: the systemd test cannot run on this machine (see above)" >&2
+  exit 1
+}
+
+t=$SECONDS
+say "building the .deb in $build_dir (cpack)"
+rm -f "$build_dir"/packages/crunchd_*.deb
+if ! (cd "$build_dir" && cpack -G DEB >"$build_dir/packages-cpack.log" 2>&1); then
+  cat "$build_dir/packages-cpack.log" >&2
+  echo "FAIL: cpack failed" >&2
+  exit 1
+fi
+deb=$(ls "$build_dir"/packages/crunchd_*_amd64.deb 2>/dev/null | head -n1)
+[ -n "$deb" ] || {
+  echo "FAIL: cpack made no crunchd_*_amd64.deb in $build_dir/packages" >&2
+  exit 1
+}
+depends=$(dpkg-deb -f "$deb" Depends)
+recommends=$(dpkg-deb -f "$deb" Recommends)
+timing "cpack ($(basename "$deb"))" $((SECONDS - t))
+say "Depends: $depends"
+say "Recommends: $recommends"
+
+t=$SECONDS
+# The cached root holds what `apt install ./crunchd_*.deb` pulls in, so that
+# a run downloads nothing.
+root=$(nspawn_prepare_root "$depends, $recommends") || {
+  echo "FAIL: cannot make the container's root (see above)" >&2
+  exit 1
+}
+timing "container root ($root)" $((SECONDS - t))
+
+t=$SECONDS
+nspawn_boot "$root" 120 || {
+  echo "FAIL: cannot boot a systemd container here with systemd-nspawn (see above)" >&2
+  exit 1
+}
+timing "boot" $((SECONDS - t))
+
+for current in "${checks[@]}"; do
+  if ! declare -F "check_$current" >/dev/null; then
+    echo "unknown check '$current'; checks: ${all_checks[*]}" >&2
+    exit 2
+  fi
+  t=$SECONDS
+  say "== $current"
+  n_failed=${#failed[@]}
+  "check_$current"
+  if [ ${#failed[@]} -eq "$n_failed" ]; then
+    say "ok $current ($((SECONDS - t)) s)"
+  else
+    say "FAILED $current ($((SECONDS - t)) s)"
+  fi
+  # Later checks need the package.
+  if [ "$current" = install ] && [ ${#failed[@]} -ne 0 ]; then break; fi
+done
+
+if [ ${#failed[@]} -ne 0 ]; then
+  say "FAILED checks: $(printf '%s\n' "${failed[@]}" | sort -u | tr '\n' ' ')"
+  exit 1
+fi
+say "all checks passed: ${checks[*]}"
