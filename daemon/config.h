@@ -57,8 +57,8 @@ struct ServerConfig {
 struct CpuConfig {
   // Worker processes; 0 means one per online core (resolved by Finalize), else 1..1024.
   uint32_t workers = 0;
-  uint32_t queue_capacity = 10000;    // 1..10000000
-  uint32_t task_timeout_ms = 60000;   // Default per-task timeout, 1..86400000.
+  uint32_t queue_capacity = 10000;   // 1..10000000
+  uint32_t task_timeout_ms = 60000;  // Default per-task timeout, 1..86400000.
   // The most tasks dispatched ahead to each worker, 1..64; the pool goes this
   // deep only for short tasks (see daemon/cpu_pool.h).
   uint32_t in_flight_per_worker = 8;

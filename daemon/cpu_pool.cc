@@ -9,8 +9,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "boost/asio/post.hpp"
-#include "ipc/spawn_worker.h"
 #include "daemon/log_format.h"
+#include "ipc/spawn_worker.h"
 
 namespace crunch::daemon {
 namespace {
@@ -154,7 +154,8 @@ void CpuPool::DrainCompletions(Worker& w) {
       // The task started when it was dispatched or when the one before it
       // ended, whichever is later.
       const auto began = std::max(w.in_flight_since[i], w.last_completion);
-      const int64_t took = std::chrono::duration_cast<std::chrono::nanoseconds>(now - began).count();
+      const int64_t took =
+          std::chrono::duration_cast<std::chrono::nanoseconds>(now - began).count();
       w.service_ns = w.service_ns < 0 ? took : w.service_ns + (took - w.service_ns) / 8;
       w.last_completion = now;
       w.in_flight_kinds.erase(w.in_flight_kinds.begin() + i);

@@ -10,9 +10,9 @@
 #include "crunch/version.h"
 #include "daemon/config.h"
 #include "daemon/daemon.h"
+#include "daemon/log_format.h"
 #include "rpc/default_address.h"
 #include "rpc/grpc_frontend.h"
-#include "daemon/log_format.h"
 
 namespace {
 

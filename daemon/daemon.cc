@@ -6,9 +6,9 @@
 #include <filesystem>
 
 #include "absl/strings/str_cat.h"
+#include "daemon/log_format.h"
 #include "spdlog/pattern_formatter.h"
 #include "spdlog/sinks/stdout_sinks.h"
-#include "daemon/log_format.h"
 
 namespace crunch::daemon {
 
@@ -101,9 +101,8 @@ int Daemon::Run(Frontend* frontend) {
   }
   const auto start = std::chrono::steady_clock::now();
   absl::Status s = scheduler_->Start([this, start] {
-    const auto ms =
-        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
-                                                              start);
+    const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+        std::chrono::steady_clock::now() - start);
     spdlog::info("ready: {} worker process(es), {} I/O thread(s), listening on {} ({} ms)",
                  config_.cpu.workers, config_.io.threads, frontend_->Describe(), ms.count());
     notifier_->Ready();

@@ -42,9 +42,8 @@ void IoPool::ThreadMain() {
     Job job;
     {
       std::unique_lock<std::mutex> lock(mu_);
-      cv_.wait(lock, [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-        return stopping_ || !jobs_.empty();
-      });
+      cv_.wait(lock,
+               [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stopping_ || !jobs_.empty(); });
       if (jobs_.empty()) return;  // Stopping, nothing left.
       job = std::move(jobs_.front());
       jobs_.pop_front();
@@ -58,11 +57,11 @@ void IoPool::ThreadMain() {
       std::lock_guard<std::mutex> lock(mu_);
       running_.erase(std::find(running_.begin(), running_.end(), job.cancelled));
     }
-    boost::asio::post(io_, [this, id = job.task_id, status = std::move(status),
-                            out = output.Take()]() mutable {
-      --busy_;
-      done_(id, std::move(status), std::move(out));
-    });
+    boost::asio::post(
+        io_, [this, id = job.task_id, status = std::move(status), out = output.Take()]() mutable {
+          --busy_;
+          done_(id, std::move(status), std::move(out));
+        });
   }
 }
 

@@ -45,7 +45,8 @@ class IoPool {
     std::shared_ptr<std::atomic<bool>> cancelled;  // Keeps context.cancelled alive.
   };
   // Runs on the io_context's thread.
-  using DoneFn = absl::AnyInvocable<void(uint64_t task_id, absl::Status status, std::string output)>;
+  using DoneFn =
+      absl::AnyInvocable<void(uint64_t task_id, absl::Status status, std::string output)>;
 
   IoPool(boost::asio::io_context& io, uint32_t threads, uint64_t max_output_bytes, DoneFn done);
   ~IoPool();

@@ -26,8 +26,8 @@ const std::string& TaskParams::String(std::string_view name) const {
 
 absl::Status SpanOutput::Append(std::span<const std::byte> bytes) {
   if (bytes.size() > remaining()) {
-    return absl::ResourceExhaustedError(absl::StrCat(
-        "output exceeds the ", storage_.size(), " bytes allowed (limits.max_output_bytes)"));
+    return absl::ResourceExhaustedError(absl::StrCat("output exceeds the ", storage_.size(),
+                                                     " bytes allowed (limits.max_output_bytes)"));
   }
   std::memcpy(storage_.data() + size_, bytes.data(), bytes.size());
   size_ += bytes.size();

@@ -126,14 +126,14 @@ struct KernelLimits {
   uint64_t max_output_bytes = 64ull << 20;
 };
 
-using KernelFn = std::function<absl::Status(std::span<const std::byte> input,
-                                            const TaskParams& params, const TaskContext& context,
-                                            Output& output)>;
+using KernelFn =
+    std::function<absl::Status(std::span<const std::byte> input, const TaskParams& params,
+                               const TaskContext& context, Output& output)>;
 
 // How many output bytes to lend a CPU task before it runs (the worker writes
 // into a fixed extent of the arena). Never more than limits.max_output_bytes.
-using OutputCapacityFn = std::function<uint64_t(std::span<const std::byte> input,
-                                                const TaskParams& params, const KernelLimits& limits)>;
+using OutputCapacityFn = std::function<uint64_t(
+    std::span<const std::byte> input, const TaskParams& params, const KernelLimits& limits)>;
 
 struct KindSpec {
   std::string name;

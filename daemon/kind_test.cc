@@ -8,11 +8,19 @@ namespace {
 KindSpec FibLike() {
   KindSpec spec;
   spec.name = "fib";
-  spec.params = {ParamSpec{.name = "n", .type = ParamSpec::Type::kInt, .description = "index",
-                           .required = true, .min = 0, .max = 45},
+  spec.params = {ParamSpec{.name = "n",
+                           .type = ParamSpec::Type::kInt,
+                           .description = "index",
+                           .required = true,
+                           .min = 0,
+                           .max = 45},
                  ParamSpec{.name = "label", .type = ParamSpec::Type::kString, .description = "tag"},
-                 ParamSpec{.name = "level", .type = ParamSpec::Type::kInt, .description = "lvl",
-                           .default_value = "3", .min = 1, .max = 19}};
+                 ParamSpec{.name = "level",
+                           .type = ParamSpec::Type::kInt,
+                           .description = "lvl",
+                           .default_value = "3",
+                           .min = 1,
+                           .max = 19}};
   return spec;
 }
 

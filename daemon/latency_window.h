@@ -32,7 +32,9 @@ class LatencyWindow {
     if (n == 0) return s;
     std::vector<uint64_t> sorted(samples_.begin(), samples_.begin() + n);
     std::sort(sorted.begin(), sorted.end());
-    auto rank = [&](double q) { return sorted[std::min<size_t>(n - 1, static_cast<size_t>(q * n))]; };
+    auto rank = [&](double q) {
+      return sorted[std::min<size_t>(n - 1, static_cast<size_t>(q * n))];
+    };
     s.p50_us = rank(0.50);
     s.p90_us = rank(0.90);
     s.p99_us = rank(0.99);

@@ -6,8 +6,8 @@
 #include "boost/asio/post.hpp"
 #include "daemon/kinds/cpu_kinds.h"
 #include "daemon/kinds/io_kinds.h"
-#include "daemon/task_codec.h"
 #include "daemon/log_format.h"
+#include "daemon/task_codec.h"
 
 namespace crunch::daemon {
 namespace {
@@ -51,11 +51,11 @@ absl::StatusOr<std::unique_ptr<Scheduler>> Scheduler::Create(boost::asio::io_con
   if (!pool.ok()) return pool.status();
   s->cpu_ = *std::move(pool);
   Scheduler* self = s.get();
-  s->io_pool_ = std::make_unique<IoPool>(
-      io, config.io.threads, config.limits.max_output_bytes,
-      [self](uint64_t id, absl::Status status, std::string output) {
-        self->OnIoTaskDone(id, std::move(status), std::move(output));
-      });
+  s->io_pool_ =
+      std::make_unique<IoPool>(io, config.io.threads, config.limits.max_output_bytes,
+                               [self](uint64_t id, absl::Status status, std::string output) {
+                                 self->OnIoTaskDone(id, std::move(status), std::move(output));
+                               });
   return s;
 }
 
@@ -157,8 +157,8 @@ void Scheduler::PumpCpu() {
     Task* task = live_.at(key->task_id).get();
     const std::string header = EncodeParamsHeader(task->params);
     const std::span<const std::byte> parts[] = {AsBytes(header), AsBytes(task->request.payload)};
-    const uint64_t capacity = std::max(
-        kMinOutputCapacity, task->spec->output_capacity(parts[1], task->params, limits));
+    const uint64_t capacity =
+        std::max(kMinOutputCapacity, task->spec->output_capacity(parts[1], task->params, limits));
     uint32_t pid = 0;
     const auto deadline_ns = static_cast<uint64_t>(
         std::chrono::duration_cast<std::chrono::nanoseconds>(task->deadline.time_since_epoch())
@@ -276,8 +276,8 @@ void Scheduler::Finish(Task* task, absl::StatusCode code, std::string error, std
   for (TaskDoneCallback& waiter : owned->waiters) waiter(result);
   if (owned->keep_result) {
     kept_order_.push_back(owned->id);
-    kept_.emplace(owned->id,
-                  Kept{std::move(result), now + std::chrono::milliseconds(config_.server.result_ttl_ms)});
+    kept_.emplace(owned->id, Kept{std::move(result),
+                                  now + std::chrono::milliseconds(config_.server.result_ttl_ms)});
     while (kept_.size() > config_.server.max_kept_results && !kept_order_.empty()) {
       auto k = kept_.find(kept_order_.front());
       if (k != kept_.end()) kept_.erase(k);  // Its idempotency key goes in ExpireKept().
@@ -361,8 +361,8 @@ void Scheduler::OnDeadlineTimer() {
   const Clock::time_point now = Clock::now();
   while (!deadlines_.empty() && deadlines_.begin()->first <= now) {
     Task* task = live_.at(deadlines_.begin()->second).get();
-    const auto timeout = std::chrono::duration_cast<std::chrono::milliseconds>(task->deadline -
-                                                                               task->accepted);
+    const auto timeout =
+        std::chrono::duration_cast<std::chrono::milliseconds>(task->deadline - task->accepted);
     std::string why;
     if (task->state == State::kQueued) {
       why = absl::StrCat("the task waited in the ", PoolName(task->spec->pool),

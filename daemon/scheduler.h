@@ -145,14 +145,13 @@ class Scheduler final : private CpuPool::Listener {
     std::chrono::steady_clock::time_point expires;
   };
 
-  Scheduler(boost::asio::io_context& io, const Config& config,
-            std::unique_ptr<KindRegistry> kinds);
+  Scheduler(boost::asio::io_context& io, const Config& config, std::unique_ptr<KindRegistry> kinds);
 
   // CpuPool::Listener
   void OnCpuTaskDone(uint64_t task_id, absl::StatusCode code, std::span<const std::byte> output,
                      uint32_t worker_pid) override;
-  void OnCpuWorkerLost(uint32_t worker_pid, const std::string& cause,
-                       std::vector<uint64_t> held, bool killed_by_daemon) override;
+  void OnCpuWorkerLost(uint32_t worker_pid, const std::string& cause, std::vector<uint64_t> held,
+                       bool killed_by_daemon) override;
   void OnCpuCapacity() override { SchedulePump(); }
 
   void OnIoTaskDone(uint64_t task_id, absl::Status status, std::string output);

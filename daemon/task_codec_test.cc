@@ -29,14 +29,16 @@ TEST(TaskCodec, EmptyParamsAndPayload) {
 }
 
 TEST(TaskCodec, RejectsEveryTruncation) {
-  std::string input = EncodeParamsHeader(TaskParams(std::map<std::string, std::string, std::less<>>{{"name", "value"}}));
+  std::string input = EncodeParamsHeader(
+      TaskParams(std::map<std::string, std::string, std::less<>>{{"name", "value"}}));
   for (size_t n = 0; n < input.size(); ++n) {
     EXPECT_FALSE(DecodeTaskInput(Bytes(input.substr(0, n))).ok()) << "prefix of " << n;
   }
 }
 
 TEST(TaskCodec, RejectsALengthPastTheEnd) {
-  std::string input = EncodeParamsHeader(TaskParams(std::map<std::string, std::string, std::less<>>{{"a", "b"}}));
+  std::string input =
+      EncodeParamsHeader(TaskParams(std::map<std::string, std::string, std::less<>>{{"a", "b"}}));
   input[4] = '\xff';  // name length
   EXPECT_EQ(DecodeTaskInput(Bytes(input)).status().code(), absl::StatusCode::kInvalidArgument);
 }

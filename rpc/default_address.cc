@@ -17,7 +17,9 @@ std::string DefaultAddressFor(uid_t euid, const char* xdg_runtime_dir) {
   return absl::StrCat("unix:/tmp/crunchd-", euid, "/crunchd.sock");
 }
 
-std::string DefaultAddress() { return DefaultAddressFor(::geteuid(), std::getenv("XDG_RUNTIME_DIR")); }
+std::string DefaultAddress() {
+  return DefaultAddressFor(::geteuid(), std::getenv("XDG_RUNTIME_DIR"));
+}
 
 std::optional<std::string> UnixSocketPath(const std::string& address) {
   if (absl::StartsWith(address, "unix://")) return address.substr(7);

@@ -14,12 +14,12 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "daemon/log_format.h"
 #include "rpc/default_address.h"
 #include "rpc/internal/run_stream_call.h"
 #include "rpc/internal/unary_call.h"
 #include "rpc/proto_conversion.h"
 #include "rpc/status_conversion.h"
-#include "daemon/log_format.h"
 
 namespace crunch::rpc {
 namespace {
@@ -75,7 +75,8 @@ Handlers MakeHandlers(const GrpcFrontend::Context& ctx) {
     // bound the task by the call's deadline too.
     const Clock::time_point deadline = CallDeadline(call->context());
     if (deadline != Clock::time_point::max()) {
-      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+      const auto left =
+          std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
       const uint32_t call_ms = static_cast<uint32_t>(std::max<int64_t>(1, left.count()));
       if (request.timeout_ms == 0 || call_ms < request.timeout_ms) request.timeout_ms = call_ms;
     }
@@ -101,8 +102,9 @@ Handlers MakeHandlers(const GrpcFrontend::Context& ctx) {
     call->Reply(ref);
   };
   h.wait = [scheduler](WaitCall* call) {
-    absl::Status s = scheduler->Wait(call->request().task_id(), CallDeadline(call->context()),
-                                     [call](const daemon::TaskResult& r) { AnswerWithResult(call, r); });
+    absl::Status s =
+        scheduler->Wait(call->request().task_id(), CallDeadline(call->context()),
+                        [call](const daemon::TaskResult& r) { AnswerWithResult(call, r); });
     if (!s.ok()) call->Fail(ToGrpcStatus(s));
   };
   h.cancel = [scheduler](CancelCall* call) {

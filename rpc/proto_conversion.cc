@@ -59,10 +59,9 @@ void ToProto(const daemon::SchedulerSnapshot& s, std::chrono::steady_clock::time
              const daemon::KindRegistry& kinds, crunch::v1::DaemonStatus* out) {
   out->set_version(crunch::kVersion);
   out->set_pid(static_cast<uint32_t>(::getpid()));
-  out->set_uptime_ms(static_cast<uint64_t>(
-      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
-                                                            started)
-          .count()));
+  out->set_uptime_ms(static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                               std::chrono::steady_clock::now() - started)
+                                               .count()));
   const size_t kind_count = kinds.kinds().size();
   for (const daemon::WorkerSnapshot& w : s.workers) {
     crunch::v1::WorkerInfo* info = out->add_workers();

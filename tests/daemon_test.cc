@@ -17,8 +17,8 @@
 namespace crunch {
 namespace {
 
-using ::testing::HasSubstr;
 using testing::DaemonProcess;
+using ::testing::HasSubstr;
 namespace v1 = crunch::v1;
 
 struct CommandResult {
@@ -168,14 +168,15 @@ TEST(Crunchd, ServesTheStandardHealthService) {
   grpc::ByteBuffer request(&empty, 1);  // HealthCheckRequest{service: ""}
   grpc::ByteBuffer response;
   std::promise<grpc::Status> done;
-  stub.UnaryCall(&context, "/grpc.health.v1.Health/Check", grpc::StubOptions(), &request,
-                 &response, [&](grpc::Status s) { done.set_value(s); });
+  stub.UnaryCall(&context, "/grpc.health.v1.Health/Check", grpc::StubOptions(), &request, &response,
+                 [&](grpc::Status s) { done.set_value(s); });
   grpc::Status s = done.get_future().get();
   ASSERT_TRUE(s.ok()) << s.error_message();
   std::vector<grpc::Slice> slices;
   ASSERT_TRUE(response.Dump(&slices).ok());
   std::string bytes;
-  for (const auto& slice : slices) bytes.append(reinterpret_cast<const char*>(slice.begin()), slice.size());
+  for (const auto& slice : slices)
+    bytes.append(reinterpret_cast<const char*>(slice.begin()), slice.size());
   EXPECT_EQ(bytes, std::string("\x08\x01", 2)) << "HealthCheckResponse{status: SERVING}";
 }
 
@@ -194,9 +195,11 @@ TEST(Crunchd, JsonLogsAreOneObjectPerLine) {
   // Every line must be a JSON object: let Python's json module judge.
   const std::string path = (*d)->dir() + "/log.json";
   std::ofstream(path) << log;
-  const std::string check = "/usr/bin/python3 -c 'import json,sys\nn=0\nfor l in open(sys.argv[1]):\n"
-                            "  o=json.loads(l); assert set(o)=={\"time\",\"level\",\"pid\",\"msg\"}; n+=1\n"
-                            "assert n>=3, n' " + path;
+  const std::string check =
+      "/usr/bin/python3 -c 'import json,sys\nn=0\nfor l in open(sys.argv[1]):\n"
+      "  o=json.loads(l); assert set(o)=={\"time\",\"level\",\"pid\",\"msg\"}; n+=1\n"
+      "assert n>=3, n' " +
+      path;
   EXPECT_EQ(::system(check.c_str()), 0) << log;
 }
 

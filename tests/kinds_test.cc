@@ -14,22 +14,22 @@ namespace crunch {
 namespace {
 
 using ::testing::AnyOf;
-using ::testing::HasSubstr;
 using testing::DaemonProcess;
+using ::testing::HasSubstr;
 using testing::RunTask;
 
 class KindsTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     http_ = new testing::HttpServer();
-    absl::StatusOr<std::unique_ptr<DaemonProcess>> d = DaemonProcess::Start(
-        {"--workers", "2"},
-        "[io]\n"
-        "data_dir = \"@DIR@/data\"\n"
-        "http_allow = [\"127.0.0.1\"]\n"
-        "[limits]\n"
-        "max_payload_bytes = 2097152\n"
-        "max_output_bytes = 4194304\n");
+    absl::StatusOr<std::unique_ptr<DaemonProcess>> d =
+        DaemonProcess::Start({"--workers", "2"},
+                             "[io]\n"
+                             "data_dir = \"@DIR@/data\"\n"
+                             "http_allow = [\"127.0.0.1\"]\n"
+                             "[limits]\n"
+                             "max_payload_bytes = 2097152\n"
+                             "max_output_bytes = 4194304\n");
     ASSERT_TRUE(d.ok()) << d.status();
     daemon_ = d->release();
   }
@@ -89,7 +89,8 @@ TEST_F(KindsTest, PrimesUpToAMillion) { EXPECT_EQ(Ok("primes", {{"n", "1000000"}
 
 TEST_F(KindsTest, ZstdRoundTrip) {
   std::string text;
-  for (int i = 0; i < 10000; ++i) text += "crunchd compresses this line " + std::to_string(i) + "\n";
+  for (int i = 0; i < 10000; ++i)
+    text += "crunchd compresses this line " + std::to_string(i) + "\n";
   const std::string packed = Ok("zstd.compress", {{"level", "5"}}, text);
   EXPECT_LT(packed.size(), text.size() / 4);
   EXPECT_EQ(Ok("zstd.decompress", {}, packed), text);

@@ -18,8 +18,8 @@
 namespace crunch {
 namespace {
 
-using ::testing::HasSubstr;
 using testing::DaemonProcess;
+using ::testing::HasSubstr;
 using testing::RunTask;
 namespace v1 = crunch::v1;
 
@@ -162,7 +162,8 @@ TEST(Cancel, QueuedTaskLeavesTheQueue) {
   auto stub = d->NewStub();
   const uint64_t busy = Submit(*stub, Request("spin", {{"ms", "3000"}}));
   const uint64_t queued = Submit(*stub, Request("fib", {{"n", "5"}}));
-  ASSERT_TRUE(WaitForStatus(*d, [](const v1::DaemonStatus& s) { return s.pools(0).queued() == 1; }));
+  ASSERT_TRUE(
+      WaitForStatus(*d, [](const v1::DaemonStatus& s) { return s.pools(0).queued() == 1; }));
   v1::CancelReply reply = Cancel(*stub, queued);
   EXPECT_TRUE(reply.cancelled());
   EXPECT_EQ(reply.state(), "queued");
@@ -219,7 +220,8 @@ TEST(Cancel, AbandonedRunCallCancelsItsTask) {
   EXPECT_EQ(call.get().error_code(), grpc::StatusCode::CANCELLED);
   // The daemon notices and frees the worker instead of spinning for 30 s.
   EXPECT_TRUE(WaitForStatus(*d, [](const v1::DaemonStatus& s) {
-    return s.pools(0).busy() == 0 && s.counters().cancelled() == 1 && s.workers(0).state() == "idle";
+    return s.pools(0).busy() == 0 && s.counters().cancelled() == 1 &&
+           s.workers(0).state() == "idle";
   }));
 }
 

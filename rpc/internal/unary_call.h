@@ -93,7 +93,11 @@ class UnaryCall final : public Tag {
 
   UnaryCall(Service* service, grpc::ServerCompletionQueue* cq, RequestMethod method,
             boost::asio::io_context* io, const Handler* handler, bool watch_cancellation)
-      : service_(service), cq_(cq), method_(method), io_(io), handler_(handler),
+      : service_(service),
+        cq_(cq),
+        method_(method),
+        io_(io),
+        handler_(handler),
         responder_(&context_) {
     if (watch_cancellation) {
       done_tag_.emplace(this);
@@ -118,7 +122,7 @@ class UnaryCall final : public Tag {
   grpc::ServerAsyncResponseWriter<ReplyT> responder_;
   bool started_ = false;
   std::optional<DoneTag> done_tag_;
-  std::atomic<int> refs_{1};        // Events still to come: the answer, and the done report.
+  std::atomic<int> refs_{1};         // Events still to come: the answer, and the done report.
   std::function<void()> on_cancel_;  // io_context thread only.
 };
 

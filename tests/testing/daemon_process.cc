@@ -19,9 +19,9 @@ extern char** environ;
 
 namespace crunch::testing {
 
-absl::StatusOr<std::unique_ptr<DaemonProcess>> DaemonProcess::Start(std::vector<std::string> flags,
-                                                                    const std::string& config_toml,
-                                                                    const std::string& socket_path) {
+absl::StatusOr<std::unique_ptr<DaemonProcess>> DaemonProcess::Start(
+    std::vector<std::string> flags, const std::string& config_toml,
+    const std::string& socket_path) {
   std::unique_ptr<DaemonProcess> d(new DaemonProcess());
   char tmpl[] = "/tmp/crunchd-test-XXXXXX";
   if (::mkdtemp(tmpl) == nullptr) return absl::InternalError("mkdtemp failed");
@@ -69,8 +69,8 @@ absl::StatusOr<std::unique_ptr<DaemonProcess>> DaemonProcess::Start(std::vector<
         std::this_thread::sleep_for(std::chrono::milliseconds(5));
         continue;
       }
-      d->channel_ = grpc::CreateCustomChannel(d->address_, grpc::InsecureChannelCredentials(),
-                                              channel_args);
+      d->channel_ =
+          grpc::CreateCustomChannel(d->address_, grpc::InsecureChannelCredentials(), channel_args);
     }
     absl::StatusOr<crunch::v1::DaemonStatus> s = d->Status();
     if (s.ok()) {

@@ -27,8 +27,8 @@ class DaemonProcess {
   // daemon's temporary directory.
   // `socket_path`, if not empty, replaces the socket in the temporary directory.
   static absl::StatusOr<std::unique_ptr<DaemonProcess>> Start(std::vector<std::string> flags,
-                                                               const std::string& config_toml = "",
-                                                               const std::string& socket_path = "");
+                                                              const std::string& config_toml = "",
+                                                              const std::string& socket_path = "");
   ~DaemonProcess();
 
   const std::string& address() const { return address_; }

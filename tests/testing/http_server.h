@@ -40,11 +40,13 @@ class HttpServer {
  private:
   using tcp = boost::asio::ip::tcp;
   struct Session : std::enable_shared_from_this<Session> {
-    Session(tcp::socket s, HttpServer& o) : socket(std::move(s)), timer(socket.get_executor()), owner(o) {}
+    Session(tcp::socket s, HttpServer& o)
+        : socket(std::move(s)), timer(socket.get_executor()), owner(o) {}
 
     void Start() {
       boost::beast::http::async_read(
-          socket, buffer, request, [self = shared_from_this()](boost::beast::error_code ec, size_t) {
+          socket, buffer, request,
+          [self = shared_from_this()](boost::beast::error_code ec, size_t) {
             if (!ec) self->OnRequest();
           });
     }
