@@ -8,6 +8,8 @@
 //   BM_RingRoundTripEventLoop  ring round trip, this side waiting as crunchd does
 //   BM_PipeRoundTripEventLoop  baseline for it: a pipe each way, waited for the same way
 //   BM_RingThroughput          one-way descriptors per second, published in batches
+//   BM_CacheLinePingPong       the floor: two processes bouncing one shared cache line
+//                              (no ring, no payload), i.e. what the two vCPUs can do
 //
 // What each side does per round trip when it sleeps (nobody spins):
 //   ring/sleep      this side: Submit() (its Ring() is one FUTEX_WAKE), then
@@ -31,9 +33,12 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/epoll.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -279,6 +284,45 @@ void BM_RingThroughput(benchmark::State& state) {
   (void)pair.worker->Wait();
 }
 BENCHMARK(BM_RingThroughput)->Arg(64)->UseRealTime();
+
+// The hardware floor for any shared-memory round trip on this machine: the
+// parent writes an odd number into one shared cache line, the forked child
+// answers with the next even one. Everything a ring round trip adds (the
+// descriptor slot, indices, payload lines, bookkeeping) is on top of this.
+void BM_CacheLinePingPong(benchmark::State& state) {
+  void* mem = ::mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  if (mem == MAP_FAILED) {
+    state.SkipWithError("mmap failed");
+    return;
+  }
+  static_assert(std::atomic<uint64_t>::is_always_lock_free);
+  auto* word = new (mem) std::atomic<uint64_t>(0);
+  constexpr uint64_t kStop = UINT64_MAX;
+  const pid_t child = ::fork();
+  if (child == 0) {
+    uint64_t seen = 0;
+    for (;;) {
+      const uint64_t v = word->load(std::memory_order_acquire);
+      if (v == kStop) ::_exit(0);
+      if (v != seen && (v & 1) == 1) {
+        seen = v + 1;
+        word->store(seen, std::memory_order_release);
+      }
+    }
+  }
+  uint64_t next = 1;
+  for (auto _ : state) {
+    word->store(next, std::memory_order_release);
+    while (word->load(std::memory_order_acquire) != next + 1) {
+    }
+    next += 2;
+  }
+  word->store(kStop, std::memory_order_release);
+  ::waitpid(child, nullptr, 0);
+  ::munmap(mem, 4096);
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_CacheLinePingPong)->UseRealTime();
 
 }  // namespace
 }  // namespace crunch::ipc

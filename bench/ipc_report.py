@@ -31,6 +31,9 @@ def main():
     pipe = ns("BM_PipeRoundTrip/real_time")
     sock = ns("BM_SocketpairRoundTrip/real_time")
     tput = m["BM_RingThroughput/64/real_time"]["items_per_second"]
+    loop = ns("BM_RingRoundTripEventLoop/real_time")
+    pipe_loop = ns("BM_PipeRoundTripEventLoop/real_time")
+    floor = ns("BM_CacheLinePingPong/real_time")
     ctx = report["context"]
 
     def ok(cond):
@@ -43,12 +46,16 @@ def main():
     print("|---|---|---|---|---|")
     print(f"| ring round trip, spinning | {spin / 1000:.2f} us | {pipe / spin:.1f}x faster than pipe "
           f"| <= 1 us and >= 20x pipe | {ok(spin <= 1000 and pipe / spin >= 20)} |")
-    print(f"| ring round trip, sleeping (eventfd) | {sleep / 1000:.1f} us | {pipe / sleep:.2f}x pipe's speed "
+    print(f"| ring round trip, both sides sleeping (futex) | {sleep / 1000:.1f} us | {pipe / sleep:.2f}x pipe's speed "
           f"| no slower than pipe | {ok(sleep <= pipe)} |")
     print(f"| pipe round trip (baseline) | {pipe / 1000:.1f} us | 1.00x | | |")
     print(f"| socketpair round trip (baseline) | {sock / 1000:.1f} us | {pipe / sock:.2f}x pipe's speed | | |")
+    print(f"| ring round trip, daemon waiting in epoll as crunchd does | {loop / 1000:.1f} us | "
+          f"{pipe_loop / loop:.2f}x the pipe's speed waited for the same way ({pipe_loop / 1000:.1f} us) | | |")
     print(f"| ring one-way throughput, batches of 64 | {tput / 1e6:.1f} M descriptors/s | | >= 20 M/s "
           f"| {ok(tput >= 20e6)} |")
+    print(f"| floor: one cache line bounced between two processes | {floor:.0f} ns | "
+          f"spin round trip = {spin / floor:.1f}x the floor | | |")
 
 
 if __name__ == "__main__":
