@@ -210,10 +210,14 @@ absl::Status GrpcFrontend::Start() {
     }
   }
   builder.RegisterService(&service_);
-  // Leave room for the message framing around the largest payload/output.
+  // Accept messages well past max_payload_bytes so that an oversized payload
+  // reaches the scheduler and gets its error naming the limit, not gRPC's
+  // anonymous "larger than max"; only a payload over twice the limit (or
+  // 4 MiB over it) is cut off by gRPC itself.
   constexpr uint64_t kSlack = 64 * 1024;
-  builder.SetMaxReceiveMessageSize(
-      static_cast<int>(std::min<uint64_t>(INT32_MAX, config_.limits.max_payload_bytes + kSlack)));
+  const uint64_t receive_limit = config_.limits.max_payload_bytes +
+                                 std::max<uint64_t>(config_.limits.max_payload_bytes, 4 << 20);
+  builder.SetMaxReceiveMessageSize(static_cast<int>(std::min<uint64_t>(INT32_MAX, receive_limit)));
   builder.SetMaxSendMessageSize(
       static_cast<int>(std::min<uint64_t>(INT32_MAX, config_.limits.max_output_bytes + kSlack)));
   for (int i = 0; i < cq_thread_count_; ++i) cqs_.push_back(builder.AddCompletionQueue());

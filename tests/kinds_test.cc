@@ -175,9 +175,11 @@ TEST_F(KindsTest, BadParameterNamesItAndItsRange) {
 }
 
 TEST_F(KindsTest, PayloadOverTheLimitIsResourceExhausted) {
-  grpc::Status s = Fail("noop", {}, std::string((2 << 20) + 1, 'x'));
-  EXPECT_EQ(s.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
-  EXPECT_THAT(s.error_message(), HasSubstr("max_payload_bytes"));
+  for (const size_t size : {(2u << 20) + 1, 3u << 20}) {
+    grpc::Status s = Fail("noop", {}, std::string(size, 'x'));
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << size;
+    EXPECT_THAT(s.error_message(), HasSubstr("max_payload_bytes")) << size;
+  }
 }
 
 TEST_F(KindsTest, CpuTaskPastItsTimeoutIsDeadlineExceeded) {
