@@ -148,18 +148,16 @@ void CpuPool::OnWake(Worker& w) {
 void CpuPool::DrainCompletions(Worker& w) {
   const auto now = std::chrono::steady_clock::now();
   absl::StatusOr<size_t> n = w.channel->DrainCompletions([&](const ipc::Completion& c) {
-    auto it = std::find(w.in_flight.begin(), w.in_flight.end(), c.task_id);
+    auto it = std::find_if(w.in_flight.begin(), w.in_flight.end(),
+                           [&](const HeldTask& t) { return t.id == c.task_id; });
     if (it != w.in_flight.end()) {
-      const size_t i = it - w.in_flight.begin();
       // The task started when it was dispatched or when the one before it
       // ended, whichever is later.
-      const auto began = std::max(w.in_flight_since[i], w.last_completion);
+      const auto began = std::max(it->dispatched, w.last_completion);
       const int64_t took =
           std::chrono::duration_cast<std::chrono::nanoseconds>(now - began).count();
       w.service_ns = w.service_ns < 0 ? took : w.service_ns + (took - w.service_ns) / 8;
       w.last_completion = now;
-      w.in_flight_kinds.erase(w.in_flight_kinds.begin() + i);
-      w.in_flight_since.erase(w.in_flight_since.begin() + i);
       w.in_flight.erase(it);
     }
     slot_of_task_.erase(c.task_id);
@@ -192,8 +190,6 @@ void CpuPool::OnExit(Worker& w) {
   std::vector<uint64_t> held = w.channel->Reset();
   for (uint64_t id : held) slot_of_task_.erase(id);
   w.in_flight.clear();
-  w.in_flight_kinds.clear();
-  w.in_flight_since.clear();
   w.service_ns = -1;
   w.exit_watch.close();
   w.child.reset();
@@ -264,9 +260,7 @@ CpuPool::DispatchResult CpuPool::Dispatch(uint64_t task_id, uint32_t kind_index,
       if (best->child) (void)best->child->Signal(SIGKILL);
       return DispatchResult::kNoWorker;
   }
-  best->in_flight.push_back(task_id);
-  best->in_flight_kinds.push_back(kind_index);
-  best->in_flight_since.push_back(std::chrono::steady_clock::now());
+  best->in_flight.push_back({task_id, kind_index, std::chrono::steady_clock::now()});
   best->needs_ring = true;
   slot_of_task_[task_id] = best->slot;
   *worker_pid = best->pid;
@@ -301,7 +295,7 @@ bool CpuPool::IsRunning(uint64_t task_id) const {
   auto it = slot_of_task_.find(task_id);
   if (it == slot_of_task_.end()) return false;
   const Worker& w = *workers_[it->second];
-  return !w.in_flight.empty() && w.in_flight.front() == task_id;
+  return !w.in_flight.empty() && w.in_flight.front().id == task_id;
 }
 
 void CpuPool::KillWorkerHolding(uint64_t task_id) {
@@ -368,7 +362,7 @@ std::vector<WorkerSnapshot> CpuPool::Snapshot() const {
     }
     s.tasks_done = w->tasks_done;
     s.restarts = w->restarts;
-    if (!w->in_flight_kinds.empty()) s.current_kind = w->in_flight_kinds.front();
+    if (!w->in_flight.empty()) s.current_kind = w->in_flight.front().kind;
     s.rss_bytes = ReadRss(w->pid);
     out.push_back(std::move(s));
   }

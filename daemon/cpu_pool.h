@@ -126,6 +126,12 @@ class CpuPool {
 
  private:
   enum class State { kStarting, kReady, kRestarting, kStopped };
+  // A task handed to a worker and not completed yet.
+  struct HeldTask {
+    uint64_t id;
+    uint32_t kind;
+    std::chrono::steady_clock::time_point dispatched;
+  };
   struct Worker {
     explicit Worker(boost::asio::io_context& io) : wake(io), exit_watch(io), timer(io) {}
     uint32_t slot = 0;
@@ -136,9 +142,7 @@ class CpuPool {
     boost::asio::steady_timer timer;                   // Attach timeout / respawn backoff.
     State state = State::kStarting;
     uint32_t pid = 0;
-    std::deque<uint64_t> in_flight;  // Task ids in dispatch order.
-    std::deque<uint32_t> in_flight_kinds;
-    std::deque<std::chrono::steady_clock::time_point> in_flight_since;  // Dispatch times.
+    std::deque<HeldTask> in_flight;  // In dispatch order; the front one is running.
     std::chrono::steady_clock::time_point last_completion;
     int64_t service_ns = -1;  // EWMA of the time a task takes here; -1 = no sample yet.
     uint64_t tasks_done = 0;

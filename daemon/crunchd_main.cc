@@ -75,7 +75,7 @@ int main(int argc, char** argv) {
   daemon::ConfigureLogging(config->log.level, config->log.format);
   spdlog::info("crunchd {} starting (pid {})", kVersion, ::getpid());
   absl::StatusOr<std::unique_ptr<daemon::Daemon>> d =
-      daemon::Daemon::Create(*config, config_path, overrides, config->cpu.worker_path);
+      daemon::Daemon::Create(*config, config_path, overrides);
   if (!d.ok()) {
     spdlog::critical("cannot start: {}", d.status().message());
     return 1;

@@ -64,8 +64,7 @@ void ConfigureLogging(const std::string& level, const std::string& format) {
 }
 
 absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Create(Config config, std::string config_path,
-                                                       ConfigOverrides overrides,
-                                                       std::string worker_path) {
+                                                       ConfigOverrides overrides) {
   std::unique_ptr<Daemon> d(
       new Daemon(std::move(config), std::move(config_path), std::move(overrides)));
   // file.* tasks live under the data directory; make sure it exists.
@@ -75,8 +74,7 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Create(Config config, std::strin
     spdlog::warn("cannot create [io] data_dir {}: {}; file.* tasks will fail",
                  d->config_.io.data_dir, ec.message());
   }
-  absl::StatusOr<std::unique_ptr<Scheduler>> scheduler =
-      Scheduler::Create(d->io_, d->config_, worker_path);
+  absl::StatusOr<std::unique_ptr<Scheduler>> scheduler = Scheduler::Create(d->io_, d->config_);
   if (!scheduler.ok()) return scheduler.status();
   d->scheduler_ = *std::move(scheduler);
   return d;
@@ -162,11 +160,11 @@ void Daemon::Reload() {
     spdlog::error("SIGHUP: keeping the running configuration: {}", fresh.status().message());
     return;
   }
+  // Resolved once at start (crunchd_main.cc); the running workers came from it.
+  fresh->cpu.worker_path = config_.cpu.worker_path;
   scheduler_->Reload(*fresh);
   spdlog::set_level(spdlog::level::from_str(fresh->log.level));
-  const std::string worker_path = config_.cpu.worker_path;
   config_ = *std::move(fresh);
-  config_.cpu.worker_path = worker_path;
   spdlog::info("SIGHUP: configuration reloaded from {}", config_path_);
 }
 

@@ -50,11 +50,10 @@ class Frontend {
 
 class Daemon {
  public:
-  // `config` has been Finalize()d. `config_path` (may be empty) and
-  // `overrides` are kept for SIGHUP reloads.
+  // `config` has been Finalize()d and its cpu.worker_path resolved.
+  // `config_path` (may be empty) and `overrides` are kept for SIGHUP reloads.
   static absl::StatusOr<std::unique_ptr<Daemon>> Create(Config config, std::string config_path,
-                                                        ConfigOverrides overrides,
-                                                        std::string worker_path);
+                                                        ConfigOverrides overrides);
 
   boost::asio::io_context& io() { return io_; }
   Scheduler& scheduler() { return *scheduler_; }

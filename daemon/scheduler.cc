@@ -31,8 +31,7 @@ std::span<const std::byte> AsBytes(const std::string& s) {
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Scheduler>> Scheduler::Create(boost::asio::io_context& io,
-                                                             const Config& config,
-                                                             const std::string& worker_path) {
+                                                             const Config& config) {
   IoSettings io_settings;
   io_settings.data_dir = config.io.data_dir;
   io_settings.http_allow = config.io.http_allow;
@@ -42,7 +41,7 @@ absl::StatusOr<std::unique_ptr<Scheduler>> Scheduler::Create(boost::asio::io_con
   std::unique_ptr<Scheduler> s(
       new Scheduler(io, config, std::make_unique<KindRegistry>(*std::move(kinds))));
   CpuPoolOptions cpu;
-  cpu.worker_path = worker_path;
+  cpu.worker_path = config.cpu.worker_path;
   cpu.workers = config.cpu.workers;
   cpu.in_flight_per_worker = config.cpu.in_flight_per_worker;
   cpu.spin_ns = config.cpu.spin_ns;
@@ -470,9 +469,7 @@ void Scheduler::Reload(const Config& config) {
   restart_needed("[io] data_dir", config.io.data_dir != config_.io.data_dir);
   restart_needed("[io] http_allow", config.io.http_allow != config_.io.http_allow);
   restart_needed("[server] listen", config.server.listen != config_.server.listen);
-  const std::string worker_path = config_.cpu.worker_path;
   config_ = config;
-  config_.cpu.worker_path = worker_path;
 }
 
 SchedulerSnapshot Scheduler::Snapshot() const {

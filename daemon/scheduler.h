@@ -84,10 +84,9 @@ struct CancelOutcome {
 
 class Scheduler final : private CpuPool::Listener {
  public:
-  // `worker_path` is the crunch_worker executable.
+  // config.cpu.worker_path must name the crunch_worker executable.
   static absl::StatusOr<std::unique_ptr<Scheduler>> Create(boost::asio::io_context& io,
-                                                           const Config& config,
-                                                           const std::string& worker_path);
+                                                           const Config& config);
   ~Scheduler() override;
 
   // Starts the worker processes; `on_ready` runs once all have attached.

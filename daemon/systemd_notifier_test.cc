@@ -57,9 +57,9 @@ class SystemdNotifierTest : public ::testing::Test {
     config_.cpu.arena_bytes = 4 << 20;
     config_.io.threads = 1;
     config_.io.data_dir = std::filesystem::temp_directory_path().string();
-    absl::StatusOr<std::unique_ptr<Scheduler>> s =
-        // Never started (no Start()), so no worker runs; Create() only checks the path.
-        Scheduler::Create(io_, config_, "/bin/true");
+    // Never started (no Start()), so no worker runs; Create() only checks the path.
+    config_.cpu.worker_path = "/bin/true";
+    absl::StatusOr<std::unique_ptr<Scheduler>> s = Scheduler::Create(io_, config_);
     ASSERT_TRUE(s.ok()) << s.status();
     scheduler_ = *std::move(s);
   }
