@@ -244,6 +244,34 @@ TEST(Priorities, HigherPriorityIsDispatchedFirst) {
   EXPECT_LT(r_mid.queue_us(), r_low.queue_us());
 }
 
+// Long tasks are dispatched one at a time per worker: once the workers are
+// known to take more than 5 ms a task, a new task waits in the daemon's queue
+// (where any worker that frees up can take it) instead of behind a long task
+// in one worker's ring.
+TEST(Pipelining, LongTasksAreNotQueuedBehindEachOtherInAWorker) {
+  auto d = StartDaemon({"--workers", "2"});
+  ASSERT_TRUE(d);
+  auto stub = d->NewStub();
+  v1::TaskResult r;
+  for (int i = 0; i < 4; ++i) {  // Teach both workers that spin 30 ms is long.
+    std::vector<std::future<grpc::Status>> warm;
+    for (int w = 0; w < 2; ++w) {
+      warm.push_back(std::async(std::launch::async, [&] {
+        v1::TaskResult out;
+        return RunTask(*stub, "spin", {{"ms", "30"}}, "", &out);
+      }));
+    }
+    for (auto& f : warm) ASSERT_TRUE(f.get().ok());
+  }
+  const uint64_t a = Submit(*stub, Request("spin", {{"ms", "2000"}}));
+  const uint64_t b = Submit(*stub, Request("spin", {{"ms", "2000"}}));
+  ASSERT_TRUE(WaitForStatus(*d, [](const v1::DaemonStatus& s) { return s.pools(0).busy() == 2; }));
+  const uint64_t c = Submit(*stub, Request("spin", {{"ms", "10"}}));
+  EXPECT_TRUE(WaitForStatus(*d, [](const v1::DaemonStatus& s) { return s.pools(0).queued() == 1; }))
+      << "the third task went into a busy worker's ring instead of waiting in the queue";
+  for (uint64_t id : {a, b, c}) Cancel(*stub, id);
+}
+
 TEST(Backpressure, FullQueueIsRefusedAtOnce) {
   auto d = StartDaemon({"--workers", "1"}, "[cpu]\nin_flight_per_worker = 1\nqueue_capacity = 2\n");
   ASSERT_TRUE(d);
