@@ -76,6 +76,15 @@ fail() {
   return 1
 }
 
+# True if crunchd's journal has a line matching the extended regex $1. The
+# journal is read whole before grep looks: `journalctl | grep -q` fails under
+# pipefail when grep exits at the first match and journalctl gets SIGPIPE.
+journal_has() {
+  local text
+  text=$(in_ct 10 journalctl -u crunchd --no-pager -o cat) || return
+  grep -qiE -- "$1" <<<"$text"
+}
+
 crunchctl() { in_ct 60 crunchctl --address "$ADDRESS" "$@"; }
 as_user() {
   local user=$1
@@ -145,13 +154,13 @@ check_start() {
   timing "systemctl start crunchd" $((SECONDS - t))
   # Type=notify: start returns once READY=1 came, so by now crunchd has
   # logged that it is ready and the socket answers.
-  in_ct 10 journalctl -u crunchd --no-pager -o cat | grep -q '^.*ready: ' ||
+  journal_has 'ready: ' ||
     fail "systemctl start returned before crunchd logged 'ready:'"
   is_active || fail "not active after start (ActiveState=$(prop ActiveState))"
   local status
   status=$(prop StatusText)
   [[ "$status" == *workers* ]] || fail "StatusText is '$status', expected the live summary ('N/N workers; ...')"
-  in_ct 10 systemctl status crunchd --no-pager | grep -q "Status: \"" ||
+  [[ "$(in_ct 10 systemctl status crunchd --no-pager)" == *'Status: "'* ]] ||
     fail "systemctl status shows no Status: line"
   say "status line: $status"
   local mode
@@ -230,7 +239,7 @@ check_reload() {
   for p in "${pids[@]}"; do wait "$p" || lost=$((lost + 1)); done
   [ $lost -eq 0 ] || fail "$lost of ${#pids[@]} tasks running during the reload failed"
   [ "$(prop MainPID)" = "$main_before" ] || fail "reload replaced the main process"
-  wait_for 10 in_ct 10 sh -c 'journalctl -u crunchd --no-pager -o cat | grep -q "configuration reloaded"' ||
+  wait_for 10 journal_has "configuration reloaded" ||
     fail "the journal does not show 'configuration reloaded'"
   is_active || fail "not active after reload"
   [[ "$(prop StatusText)" == *workers* ]] || fail "StatusText after reload is '$(prop StatusText)'"
@@ -246,7 +255,7 @@ check_stop() {
   in_ct 90 systemctl stop crunchd || fail "systemctl stop crunchd failed"
   timing "systemctl stop crunchd (draining a 3 s task)" $((SECONDS - t))
   wait "$pid" || fail "the task running when stop began did not finish (it should have been drained)"
-  in_ct 10 journalctl -u crunchd --no-pager -o cat | grep -q "draining" ||
+  journal_has "draining" ||
     fail "the journal does not show the drain ('draining')"
   [ "$(prop ActiveState)" = inactive ] || fail "ActiveState after stop is $(prop ActiveState)"
   [ "$(prop Result)" = success ] || fail "Result after stop is $(prop Result), expected success"
@@ -269,7 +278,7 @@ check_watchdog() {
     in_ct 10 kill -CONT "$main"
     return
   fi
-  in_ct 10 journalctl -u crunchd --no-pager | grep -qi "watchdog timeout" ||
+  journal_has "watchdog timeout" ||
     fail "the journal does not show systemd's 'Watchdog timeout'"
   crunchctl status >/dev/null || fail "crunchctl status after the watchdog restart failed"
 }
@@ -288,7 +297,7 @@ check_socket() {
   as_user member status >/dev/null || fail "the first crunchctl status (member) through the activated socket failed"
   timing "first call through crunchd.socket (starts the service)" $((SECONDS - t))
   is_active || fail "crunchd.service not active after the first call"
-  in_ct 10 journalctl -u crunchd --no-pager -o cat | grep -q "serving the socket(s) systemd passed" ||
+  journal_has "serving the socket\(s\) systemd passed" ||
     fail "crunchd did not log that it serves the passed socket"
   crunchctl run fib -p n=15 >/dev/null || fail "fib through the activated socket failed"
   if as_user outsider status >/dev/null 2>&1; then
