@@ -10,7 +10,9 @@
 #   /etc/crunchd/crunchd.toml               systemd/crunchd.toml listening on the service socket
 #   /usr/lib/systemd/system/crunchd.{service,socket}
 #   /usr/lib/sysusers.d/crunchd.conf, /usr/lib/tmpfiles.d/crunchd.conf
-#   /usr/share/crunchd/proto/crunch/v1/crunch.proto
+#   /usr/include/crunch/v1/crunch.proto     the public API (protoc -I/usr/include), with
+#   /usr/include/crunch/v1/crunch{,.grpc}.pb.h  its C++ code, compiled into
+#   /usr/lib/<triplet>/libcrunch_proto.a    (link with grpc++ and protobuf)
 #   /usr/share/doc/crunchd/                 README.md, operations.md, architecture.md
 #
 # The package's run-time dependencies come from dpkg-shlibdeps; its postinst
@@ -55,8 +57,14 @@ install(FILES ${PROJECT_SOURCE_DIR}/systemd/crunchd.sysusers
         DESTINATION lib/sysusers.d RENAME crunchd.conf)
 install(FILES ${PROJECT_SOURCE_DIR}/systemd/crunchd.tmpfiles
         DESTINATION lib/tmpfiles.d RENAME crunchd.conf)
+# The public API: the .proto where Debian keeps .proto includes (next to the
+# headers, as libprotobuf-dev does), and the C++ code generated from it by the
+# same protoc and gRPC the package depends on.
 install(FILES ${PROJECT_SOURCE_DIR}/rpc/crunch/v1/crunch.proto
-        DESTINATION ${CMAKE_INSTALL_DATADIR}/crunchd/proto/crunch/v1)
+              ${CMAKE_BINARY_DIR}/rpc/generated/crunch/v1/crunch.pb.h
+              ${CMAKE_BINARY_DIR}/rpc/generated/crunch/v1/crunch.grpc.pb.h
+        DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/crunch/v1)
+install(TARGETS crunch_rpc_proto ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR})
 install(FILES ${PROJECT_SOURCE_DIR}/README.md ${PROJECT_SOURCE_DIR}/docs/operations.md
               ${PROJECT_SOURCE_DIR}/docs/architecture.md
         DESTINATION ${CMAKE_INSTALL_DOCDIR})

@@ -54,17 +54,16 @@ constexpr absl::string_view kIoKeys[] = {"threads", "queue_capacity", "task_time
                                          "http_allow"};
 constexpr absl::string_view kLimitsKeys[] = {"max_payload_bytes", "max_output_bytes"};
 constexpr absl::string_view kLogKeys[] = {"level", "format"};
+constexpr absl::string_view kMetricsKeys[] = {"listen"};
 
 struct TableSchema {
   absl::string_view name;
   std::span<const absl::string_view> keys;
 };
 
-constexpr TableSchema kTables[] = {{"server", kServerKeys},
-                                   {"cpu", kCpuKeys},
-                                   {"io", kIoKeys},
-                                   {"limits", kLimitsKeys},
-                                   {"log", kLogKeys}};
+constexpr TableSchema kTables[] = {{"server", kServerKeys}, {"cpu", kCpuKeys},
+                                   {"io", kIoKeys},         {"limits", kLimitsKeys},
+                                   {"log", kLogKeys},       {"metrics", kMetricsKeys}};
 
 constexpr absl::string_view kLogLevels[] = {"trace", "debug",    "info", "warn",
                                             "error", "critical", "off"};
@@ -324,6 +323,16 @@ absl::Status CheckListenAddress(absl::string_view address) {
       absl::StrCat("listen address '", absl::CEscape(address), "' ", problem, "; ", kListenForms));
 }
 
+absl::Status CheckMetricsListen(absl::string_view address) {
+  if (address.empty()) return absl::OkStatus();
+  const std::string problem = HostPortProblem(address, /*port_required=*/true);
+  if (problem.empty()) return absl::OkStatus();
+  return absl::InvalidArgumentError(
+      absl::StrCat("'", absl::CEscape(address), "' ", problem,
+                   "; give \"host:port\" or \"[v6]:port\" (for example \"127.0.0.1:9464\"), "
+                   "or \"\" for no metrics endpoint"));
+}
+
 absl::Status ValidateHttpAllowEntry(absl::string_view entry) {
   if (entry == "*") return absl::OkStatus();
   const std::string problem = HostPortProblem(entry, /*port_required=*/false);
@@ -388,6 +397,25 @@ class TableReader {
     }
     const std::string& value = node->as_string()->get();
     CRUNCH_RETURN_IF_ERROR(CheckAbsolutePath(subject, value));
+    *out = value;
+    return absl::OkStatus();
+  }
+
+  // A string accepted by `check` (whose message gets "<file>:<line>: [table] key: " in front).
+  absl::Status String(absl::string_view key,
+                      const std::function<absl::Status(absl::string_view)>& check,
+                      std::string* out) const {
+    const toml::node* node = Find(key);
+    if (node == nullptr) return absl::OkStatus();
+    const std::string subject = Subject(*node, key);
+    if (!node->is_string()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(subject, " must be a string, got ", DescribeNode(*node)));
+    }
+    const std::string& value = node->as_string()->get();
+    if (absl::Status status = check(value); !status.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat(subject, ": ", status.message()));
+    }
     *out = value;
     return absl::OkStatus();
   }
@@ -474,6 +502,10 @@ absl::Status ReadLimits(const TableReader& t, LimitsConfig* c) {
 absl::Status ReadLog(const TableReader& t, LogConfig* c) {
   CRUNCH_RETURN_IF_ERROR(t.OneOf("level", kLogLevels, &c->level));
   return t.OneOf("format", kLogFormats, &c->format);
+}
+
+absl::Status ReadMetrics(const TableReader& t, MetricsConfig* c) {
+  return t.String("listen", CheckMetricsListen, &c->listen);
 }
 
 // Unknown tables, keys outside any table, known tables that are not tables, unknown keys.
@@ -588,6 +620,8 @@ absl::StatusOr<Config> ParseConfig(std::string_view toml_text, std::string_view 
   CRUNCH_RETURN_IF_ERROR(
       ReadLimits(TableReader(origin, "limits", root["limits"].as_table()), &config.limits));
   CRUNCH_RETURN_IF_ERROR(ReadLog(TableReader(origin, "log", root["log"].as_table()), &config.log));
+  CRUNCH_RETURN_IF_ERROR(
+      ReadMetrics(TableReader(origin, "metrics", root["metrics"].as_table()), &config.metrics));
   return config;
 }
 
@@ -653,6 +687,12 @@ absl::Status Finalize(Config* config, const ConfigOverrides& overrides) {
     CRUNCH_RETURN_IF_ERROR(CheckOneOf("--log-level", *overrides.log_level, kLogLevels));
     config->log.level = *overrides.log_level;
   }
+  if (overrides.metrics_listen.has_value()) {
+    if (absl::Status status = CheckMetricsListen(*overrides.metrics_listen); !status.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat("--metrics-listen: ", status.message()));
+    }
+    config->metrics.listen = *overrides.metrics_listen;
+  }
 
   if (config->cpu.workers == 0) config->cpu.workers = UsableCpuCount();
   if (config->io.data_dir.empty()) {
@@ -669,6 +709,7 @@ std::string DescribeConfig(const Config& config) {
   const IoConfig& io = config.io;
   const LimitsConfig& limits = config.limits;
   const LogConfig& log = config.log;
+  const MetricsConfig& metrics = config.metrics;
   return absl::StrCat(
       // clang-format off
       "[server]\n",
@@ -695,7 +736,9 @@ std::string DescribeConfig(const Config& config) {
       "max_output_bytes = ", limits.max_output_bytes, "\n",
       "\n[log]\n",
       "level = ", TomlString(log.level), "\n",
-      "format = ", TomlString(log.format), "\n");
+      "format = ", TomlString(log.format), "\n",
+      "\n[metrics]\n",
+      "listen = ", TomlString(metrics.listen), "\n");
   // clang-format on
 }
 

@@ -1,6 +1,7 @@
 // Config: crunchd's settings, from /etc/crunchd/crunchd.toml and the command line.
 //
-// The file is TOML with the tables [server], [cpu], [io], [limits] and [log].
+// The file is TOML with the tables [server], [cpu], [io], [limits], [log] and
+// [metrics].
 // Every key is optional; systemd/crunchd.toml lists each one with its default
 // and a line on what it does. Sizes and times are plain integers (bytes,
 // milliseconds or nanoseconds, as the key's name says).
@@ -104,12 +105,21 @@ struct LogConfig {
   bool operator==(const LogConfig&) const = default;
 };
 
+struct MetricsConfig {
+  // Where the Prometheus endpoint (GET /metrics) listens: "host:port" or
+  // "[v6]:port". Empty (the default): no endpoint.
+  std::string listen;
+
+  bool operator==(const MetricsConfig&) const = default;
+};
+
 struct Config {
   ServerConfig server;
   CpuConfig cpu;
   IoConfig io;
   LimitsConfig limits;
   LogConfig log;
+  MetricsConfig metrics;
 
   bool operator==(const Config&) const = default;
 };
@@ -127,10 +137,11 @@ absl::StatusOr<Config> LoadConfigFile(const std::string& path);
 
 // Command-line flags; each one that is set overrides the file.
 struct ConfigOverrides {
-  std::vector<std::string> listen;       // --listen; non-empty replaces server.listen.
-  std::optional<uint32_t> workers;       // --workers
-  std::optional<uint32_t> io_threads;    // --io-threads
-  std::optional<std::string> log_level;  // --log-level
+  std::vector<std::string> listen;            // --listen; non-empty replaces server.listen.
+  std::optional<uint32_t> workers;            // --workers
+  std::optional<uint32_t> io_threads;         // --io-threads
+  std::optional<std::string> log_level;       // --log-level
+  std::optional<std::string> metrics_listen;  // --metrics-listen
 };
 
 // Applies `overrides` (checked like the file's keys; the message names the

@@ -93,6 +93,9 @@ max_output_bytes = 1024
 [log]
 level = "debug"
 format = "json"
+
+[metrics]
+listen = "127.0.0.1:9464"
 )";
 
 Config EveryKeyConfig() {
@@ -117,6 +120,7 @@ Config EveryKeyConfig() {
   c.limits.max_output_bytes = 1024;
   c.log.level = "debug";
   c.log.format = "json";
+  c.metrics.listen = "127.0.0.1:9464";
   return c;
 }
 
@@ -130,7 +134,7 @@ TEST(ParseConfig, EmptyTextGivesDefaults) {
 
 TEST(ParseConfig, EmptyTablesGiveDefaults) {
   absl::StatusOr<Config> config =
-      ParseConfig("[server]\n[cpu]\n[io]\n[limits]\n[log]\n# a comment\n", kOrigin);
+      ParseConfig("[server]\n[cpu]\n[io]\n[limits]\n[log]\n[metrics]\n# a comment\n", kOrigin);
   ASSERT_TRUE(config.ok()) << config.status();
   EXPECT_EQ(*config, Config{});
 }
@@ -176,8 +180,9 @@ TEST(ParseConfig, UnknownKeySaysWhichTableItBelongsIn) {
 TEST(ParseConfig, RejectsUnknownTable) {
   absl::Status status = ParseError("[cpu]\nworkers = 1\n[cpus]\nworkers = 2\n");
   EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(status.message(),
-            "crunchd.toml:3: unknown table [cpus]; known tables: server, cpu, io, limits, log");
+  EXPECT_EQ(
+      status.message(),
+      "crunchd.toml:3: unknown table [cpus]; known tables: server, cpu, io, limits, log, metrics");
 }
 
 TEST(ParseConfig, RejectsKeyOutsideAnyTable) {
@@ -185,7 +190,7 @@ TEST(ParseConfig, RejectsKeyOutsideAnyTable) {
   EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(status.message(),
             "crunchd.toml:1: unknown key 'workers' outside any table ('workers' belongs in [cpu]); "
-            "keys go in one of the tables server, cpu, io, limits, log");
+            "keys go in one of the tables server, cpu, io, limits, log, metrics");
 }
 
 TEST(ParseConfig, RejectsATableThatIsNotATable) {
@@ -280,6 +285,20 @@ TEST(ParseConfig, RejectsBadListenAddressNamingTheKey) {
 TEST(ParseConfig, RejectsDuplicateListenAddress) {
   EXPECT_EQ(ParseError("[server]\nlisten = [\"h:1\", \"h:1\"]\n").message(),
             "crunchd.toml:2: [server] listen lists \"h:1\" more than once");
+}
+
+TEST(ParseConfig, RejectsBadMetricsListenSayingWhatIsAllowed) {
+  for (const char* bad : {"9464", "unix:/run/m.sock", "http://127.0.0.1:9464", "::1:9464"}) {
+    absl::Status status = ParseError(absl::StrCat("[metrics]\nlisten = \"", bad, "\"\n"));
+    EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << bad;
+    EXPECT_TRUE(Contains(status.message(), "crunchd.toml:2: [metrics] listen: '")) << status;
+    EXPECT_TRUE(Contains(status.message(), "\"127.0.0.1:9464\"")) << status;
+  }
+  EXPECT_TRUE(Contains(ParseError("[metrics]\nlisten = 9464\n").message(),
+                       "[metrics] listen must be a string, got"));
+  absl::StatusOr<Config> off = ParseConfig("[metrics]\nlisten = \"\"\n", kOrigin);
+  ASSERT_TRUE(off.ok()) << off.status();
+  EXPECT_EQ(off->metrics.listen, "");
 }
 
 TEST(ParseConfig, RejectsRelativePaths) {
@@ -450,6 +469,8 @@ TEST(Finalize, RejectsBadOverridesNamingTheFlag) {
                        "--listen: listen address 'nohost' has no port; allowed forms:"));
   EXPECT_TRUE(Contains(Finalize(&config, {.listen = {"h:1", "h:1"}}).message(),
                        "--listen gives \"h:1\" more than once"));
+  EXPECT_TRUE(Contains(Finalize(&config, {.metrics_listen = "9464"}).message(),
+                       "--metrics-listen: '9464' has no port; give \"host:port\""));
 }
 
 TEST(Finalize, ResolvesWorkersZeroToTheCpuCount) {
@@ -572,7 +593,7 @@ TEST(DefaultToml, DocumentsEveryKey) {
   const std::set<std::string> documented =
       QualifiedKeys(Uncommented(ReadFile(CRUNCH_DEFAULT_TOML)));
   const std::set<std::string> known = QualifiedKeys(DescribeConfig(Config{}));
-  EXPECT_EQ(known.size(), 20u);
+  EXPECT_EQ(known.size(), 21u);
   EXPECT_EQ(documented, known);
 }
 

@@ -51,6 +51,9 @@ int main(int argc, char** argv) {
   app.add_option("--io-threads", overrides.io_threads, "I/O threads (default: 16)");
   app.add_option("--log-level", overrides.log_level,
                  "trace, debug, info, warn, error, critical or off (default: info)");
+  app.add_option("--metrics-listen", overrides.metrics_listen,
+                 "serve Prometheus metrics at http://HOST:PORT/metrics (default: off; "
+                 "[metrics] listen)");
   app.add_flag("--check-config", check_config,
                "validate the configuration and flags, print the result and exit");
   CLI11_PARSE(app, argc, argv);
@@ -75,7 +78,7 @@ int main(int argc, char** argv) {
   daemon::ConfigureLogging(config->log.level, config->log.format);
   spdlog::info("crunchd {} starting (pid {})", kVersion, ::getpid());
   absl::StatusOr<std::unique_ptr<daemon::Daemon>> d =
-      daemon::Daemon::Create(*config, config_path, overrides);
+      daemon::Daemon::Create(*config, config_path, overrides, rpc::DefaultAddress());
   if (!d.ok()) {
     spdlog::critical("cannot start: {}", d.status().message());
     return 1;

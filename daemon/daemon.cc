@@ -64,9 +64,10 @@ void ConfigureLogging(const std::string& level, const std::string& format) {
 }
 
 absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Create(Config config, std::string config_path,
-                                                       ConfigOverrides overrides) {
-  std::unique_ptr<Daemon> d(
-      new Daemon(std::move(config), std::move(config_path), std::move(overrides)));
+                                                       ConfigOverrides overrides,
+                                                       std::string default_listen) {
+  std::unique_ptr<Daemon> d(new Daemon(std::move(config), std::move(config_path),
+                                       std::move(overrides), std::move(default_listen)));
   // file.* tasks live under the data directory; make sure it exists.
   std::error_code ec;
   std::filesystem::create_directories(d->config_.io.data_dir, ec);
@@ -80,10 +81,12 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Create(Config config, std::strin
   return d;
 }
 
-Daemon::Daemon(Config config, std::string config_path, ConfigOverrides overrides)
+Daemon::Daemon(Config config, std::string config_path, ConfigOverrides overrides,
+               std::string default_listen)
     : config_(std::move(config)),
       config_path_(std::move(config_path)),
       overrides_(std::move(overrides)),
+      default_listen_(std::move(default_listen)),
       signals_(io_, SIGTERM, SIGINT, SIGHUP),
       started_(std::chrono::steady_clock::now()) {
   ::signal(SIGPIPE, SIG_IGN);
@@ -96,6 +99,18 @@ int Daemon::Run(Frontend* frontend) {
   if (absl::Status s = frontend_->Start(); !s.ok()) {
     spdlog::critical("cannot start: {}", s.message());
     return 1;
+  }
+  if (!config_.metrics.listen.empty()) {
+    absl::StatusOr<std::unique_ptr<MetricsServer>> metrics = MetricsServer::Start(
+        io_, config_.metrics.listen,
+        [this] { return RenderMetrics(scheduler_->task_metrics(), scheduler_->Snapshot()); });
+    if (!metrics.ok()) {
+      spdlog::critical("cannot start: {}", metrics.status().message());
+      frontend_->Shutdown();
+      return 1;
+    }
+    metrics_ = *std::move(metrics);
+    spdlog::info("metrics at {}", metrics_->Describe());
   }
   const auto start = std::chrono::steady_clock::now();
   absl::Status s = scheduler_->Start([this, start] {
@@ -141,6 +156,7 @@ void Daemon::OnSignal(int signo) {
   notifier_->Stopping();
   scheduler_->Drain(std::chrono::milliseconds(config_.server.drain_grace_ms), [this] {
     notifier_->Stop();
+    if (metrics_) metrics_->Stop();
     frontend_->Shutdown();
     signals_.cancel();
     io_.stop();
@@ -162,6 +178,7 @@ void Daemon::Reload() {
   }
   // Resolved once at start (crunchd_main.cc); the running workers came from it.
   fresh->cpu.worker_path = config_.cpu.worker_path;
+  if (fresh->server.listen.empty()) fresh->server.listen = {default_listen_};
   scheduler_->Reload(*fresh);
   spdlog::set_level(spdlog::level::from_str(fresh->log.level));
   config_ = *std::move(fresh);

@@ -13,6 +13,9 @@
 // The daemon does not know which transport the front-end speaks (gRPC today):
 // it only starts and stops it.
 //
+// With [metrics] listen set, a Prometheus endpoint (MetricsServer) serves the
+// scheduler's counters on the same thread.
+//
 // Under systemd (Type=notify) the life cycle is reported with sd_notify:
 // READY=1 once ready, RELOADING=1/READY=1 around a reload, STOPPING=1 when the
 // drain starts, a STATUS= line and the watchdog pings (SystemdNotifier).
@@ -30,6 +33,7 @@
 #include "boost/asio/io_context.hpp"
 #include "boost/asio/signal_set.hpp"
 #include "daemon/config.h"
+#include "daemon/metrics_server.h"
 #include "daemon/scheduler.h"
 #include "daemon/systemd_notifier.h"
 
@@ -50,10 +54,12 @@ class Frontend {
 
 class Daemon {
  public:
-  // `config` has been Finalize()d and its cpu.worker_path resolved.
+  // `config` has been Finalize()d and its cpu.worker_path and server.listen
+  // resolved; `default_listen` is what an empty server.listen resolves to.
   // `config_path` (may be empty) and `overrides` are kept for SIGHUP reloads.
   static absl::StatusOr<std::unique_ptr<Daemon>> Create(Config config, std::string config_path,
-                                                        ConfigOverrides overrides);
+                                                        ConfigOverrides overrides,
+                                                        std::string default_listen);
 
   boost::asio::io_context& io() { return io_; }
   Scheduler& scheduler() { return *scheduler_; }
@@ -64,7 +70,8 @@ class Daemon {
   int Run(Frontend* frontend);
 
  private:
-  Daemon(Config config, std::string config_path, ConfigOverrides overrides);
+  Daemon(Config config, std::string config_path, ConfigOverrides overrides,
+         std::string default_listen);
   void WaitForSignal();
   void OnSignal(int signo);
   void Reload();
@@ -73,7 +80,9 @@ class Daemon {
   Config config_;
   std::string config_path_;
   ConfigOverrides overrides_;
+  std::string default_listen_;
   std::unique_ptr<Scheduler> scheduler_;
+  std::unique_ptr<MetricsServer> metrics_;     // Null unless [metrics] listen is set.
   std::unique_ptr<SystemdNotifier> notifier_;  // Created by Run().
   boost::asio::signal_set signals_;
   Frontend* frontend_ = nullptr;

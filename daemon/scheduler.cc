@@ -83,6 +83,7 @@ absl::StatusOr<uint64_t> Scheduler::Submit(TaskRequest request, TaskDoneCallback
                                            bool keep_result) {
   auto reject = [this](absl::Status s) {
     ++rejected_;
+    metrics_.OnRejected(s.code());
     return s;
   };
   if (draining_) {
@@ -205,6 +206,8 @@ void Scheduler::OnCpuTaskDone(uint64_t task_id, absl::StatusCode code,
   std::string bytes(reinterpret_cast<const char*>(output.data()), output.size());
   if (code == absl::StatusCode::kOk) {
     Finish(task, code, "", std::move(bytes));
+  } else if (code == absl::StatusCode::kDeadlineExceeded) {
+    Finish(task, code, KernelTimedOut(*task, bytes), "");
   } else {
     Finish(task, code, std::move(bytes), "");
   }
@@ -224,6 +227,8 @@ void Scheduler::OnCpuWorkerLost(uint32_t worker_pid, const std::string& cause,
              absl::StrCat("worker process ", worker_pid, " ", cause, " while running this task"),
              "");
     } else {
+      spdlog::debug("task {} {}: back to the queue (worker {} {})", task->id, task->spec->name,
+                    worker_pid, cause);
       task->state = State::kQueued;
       task->worker_pid = 0;
       cpu_queue_.Requeue(task->key());
@@ -238,8 +243,38 @@ void Scheduler::OnIoTaskDone(uint64_t task_id, absl::Status status, std::string 
   if (it == live_.end()) return;
   if (status.ok()) {
     Finish(it->second.get(), absl::StatusCode::kOk, "", std::move(output));
+  } else if (status.code() == absl::StatusCode::kDeadlineExceeded) {
+    Finish(it->second.get(), status.code(), KernelTimedOut(*it->second, status.message()), "");
   } else {
     Finish(it->second.get(), status.code(), std::string(status.message()), "");
+  }
+}
+
+// One short line per ended task, led by its id: a warning when crunchd or the
+// machine was the cause (a crashed worker, a timeout, a drain), else debug
+// (the caller's own doing) or trace (success).
+void Scheduler::LogEnd(const Task& task, absl::StatusCode code, const TaskResult& result) {
+  spdlog::level::level_enum level = spdlog::level::debug;
+  switch (code) {
+    case absl::StatusCode::kOk:
+      level = spdlog::level::trace;
+      break;
+    case absl::StatusCode::kAborted:
+    case absl::StatusCode::kDeadlineExceeded:
+    case absl::StatusCode::kUnavailable:
+    case absl::StatusCode::kInternal:
+      level = spdlog::level::warn;
+      break;
+    default:
+      break;
+  }
+  if (!spdlog::should_log(level)) return;
+  if (code == absl::StatusCode::kOk) {
+    spdlog::log(level, "task {} {}: OK in {} us ({} us queued)", task.id, task.spec->name,
+                result.run_us, result.queue_us);
+  } else {
+    spdlog::log(level, "task {} {}: {}: {}", task.id, task.spec->name, CodeName(code),
+                result.error);
   }
 }
 
@@ -253,13 +288,18 @@ void Scheduler::Finish(Task* task, absl::StatusCode code, std::string error, std
   result.output = std::move(output);
   result.pool = task->spec->pool;
   result.worker_pid = task->spec->pool == Pool::kCpu ? task->worker_pid : 0;
-  if (task->state == State::kQueued) {
+  const bool ran = task->state == State::kRunning;
+  if (!ran) {
     QueueOf(task->spec->pool).Remove(task->key());
     result.queue_us = Micros(now - task->accepted);
   } else {
     result.queue_us = Micros(task->dispatched - task->accepted);
     result.run_us = Micros(now - task->dispatched);
   }
+  LogEnd(*task, code, result);
+  metrics_.OnEnded(task->spec->name, task->spec->pool, code,
+                   std::chrono::microseconds(result.queue_us), ran,
+                   std::chrono::microseconds(result.run_us));
   deadlines_.erase({task->deadline, task->id});
   (task->spec->pool == Pool::kCpu ? cpu_latency_ : io_latency_).Add(Micros(now - task->accepted));
   if (code == absl::StatusCode::kOk) {
@@ -355,13 +395,23 @@ void Scheduler::ArmDeadlineTimer() {
   });
 }
 
+std::chrono::milliseconds Scheduler::Timeout(const Task& task) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(task.deadline - task.accepted);
+}
+
+// A kernel that noticed its deadline before the daemon's timer did says so in
+// the same words as the timer would, with its own detail after.
+std::string Scheduler::KernelTimedOut(const Task& task, absl::string_view detail) {
+  return absl::StrCat("the task ran past its timeout of ", Timeout(task).count(), " ms (", detail,
+                      ")");
+}
+
 void Scheduler::OnDeadlineTimer() {
   deadline_timer_at_ = Clock::time_point::max();
   const Clock::time_point now = Clock::now();
   while (!deadlines_.empty() && deadlines_.begin()->first <= now) {
     Task* task = live_.at(deadlines_.begin()->second).get();
-    const auto timeout =
-        std::chrono::duration_cast<std::chrono::milliseconds>(task->deadline - task->accepted);
+    const std::chrono::milliseconds timeout = Timeout(*task);
     std::string why;
     if (task->state == State::kQueued) {
       why = absl::StrCat("the task waited in the ", PoolName(task->spec->pool),
@@ -469,6 +519,7 @@ void Scheduler::Reload(const Config& config) {
   restart_needed("[io] data_dir", config.io.data_dir != config_.io.data_dir);
   restart_needed("[io] http_allow", config.io.http_allow != config_.io.http_allow);
   restart_needed("[server] listen", config.server.listen != config_.server.listen);
+  restart_needed("[metrics] listen", config.metrics.listen != config_.metrics.listen);
   config_ = config;
 }
 
@@ -487,6 +538,9 @@ SchedulerSnapshot Scheduler::Snapshot() const {
                   static_cast<uint32_t>(io_queue_.size()),
                   static_cast<uint32_t>(io_queue_.capacity()),
                   io_latency_.Summary()};
+  for (const auto& [id, task] : live_) {
+    if (task->state == State::kRunning) ++(task->spec->pool == Pool::kCpu ? cpu : io).in_flight;
+  }
   s.pools = {std::move(cpu), std::move(io)};
   s.accepted = accepted_;
   s.completed = completed_;

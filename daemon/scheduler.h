@@ -51,6 +51,7 @@
 #include "daemon/io_pool.h"
 #include "daemon/kind_registry.h"
 #include "daemon/latency_window.h"
+#include "daemon/metrics.h"
 #include "daemon/task.h"
 #include "daemon/task_queue.h"
 
@@ -63,6 +64,7 @@ struct PoolSnapshot {
   uint32_t queued = 0;
   uint32_t queue_capacity = 0;
   LatencySummary latency;
+  uint32_t in_flight = 0;  // Handed to a worker or thread, not ended.
 };
 
 struct SchedulerSnapshot {
@@ -118,6 +120,7 @@ class Scheduler final : private CpuPool::Listener {
   void Reload(const Config& config);
 
   SchedulerSnapshot Snapshot() const;
+  const TaskMetrics& task_metrics() const { return metrics_; }
   const KindRegistry& kinds() const { return *kinds_; }
   size_t live_tasks() const { return live_.size(); }
 
@@ -159,8 +162,11 @@ class Scheduler final : private CpuPool::Listener {
   void Pump();
   void PumpCpu();
   void PumpIo();
+  void LogEnd(const Task& task, absl::StatusCode code, const TaskResult& result);
   // Ends the task: removes it from every index, reports it, keeps it if asked.
   void Finish(Task* task, absl::StatusCode code, std::string error, std::string output);
+  static std::chrono::milliseconds Timeout(const Task& task);
+  static std::string KernelTimedOut(const Task& task, absl::string_view detail);
   void ArmDeadlineTimer();
   void OnDeadlineTimer();
   void ExpireKept();
@@ -190,6 +196,7 @@ class Scheduler final : private CpuPool::Listener {
 
   LatencyWindow cpu_latency_;
   LatencyWindow io_latency_;
+  TaskMetrics metrics_;
   uint64_t accepted_ = 0, completed_ = 0, failed_ = 0, rejected_ = 0, cancelled_ = 0;
   absl::flat_hash_map<absl::StatusCode, uint64_t> failed_by_code_;
 

@@ -11,6 +11,9 @@
 #   reload     `systemctl reload` while tasks run: none lost, READY again
 #   stop       `systemctl stop` drains running tasks; the journal shows it
 #   watchdog   SIGSTOP crunchd: the watchdog restarts it
+#   upgrade    apt install of a newer .deb while a task runs: the task ends
+#              well, crunchd restarts, the edited crunchd.toml is kept, and
+#              the metrics endpoint it turns on answers under the hardening
 #   socket     only crunchd.socket started: the first call starts the service
 #   security   `systemd-analyze security crunchd` (printed, not judged)
 #
@@ -31,7 +34,7 @@ if [ $# -lt 1 ]; then
 fi
 build_dir=$(cd "$1" && pwd)
 shift
-all_checks=(install start kinds worker reload stop watchdog socket security)
+all_checks=(install start kinds worker reload stop watchdog upgrade socket security)
 checks=("$@")
 [ ${#checks[@]} -ne 0 ] || checks=("${all_checks[@]}")
 
@@ -135,6 +138,11 @@ check_install() {
   timing "apt-get install of the .deb" $((SECONDS - t))
   in_ct 10 getent passwd crunchd >/dev/null || fail "postinst did not create user crunchd"
   in_ct 10 test -d /run/crunchd || fail "postinst did not create /run/crunchd"
+  local f
+  for f in /usr/include/crunch/v1/crunch.proto /usr/include/crunch/v1/crunch.grpc.pb.h \
+    /usr/lib/x86_64-linux-gnu/libcrunch_proto.a; do
+    in_ct 10 test -f "$f" || fail "the package does not install $f (the public API)"
+  done
   local enabled
   enabled=$(in_ct 10 systemctl is-enabled crunchd.service crunchd.socket | tr '\n' ' ')
   [ "$enabled" = "disabled disabled " ] || fail "the package enabled something: is-enabled says '$enabled'"
@@ -310,6 +318,52 @@ check_socket() {
   in_ct 90 systemctl stop crunchd.socket crunchd.service
 }
 
+check_upgrade() {
+  ensure_started || return
+  # The operator's edit of the conffile: the metrics endpoint on.
+  in_ct 10 sed -i '/^\[metrics\]$/,$ s/^# listen = ""$/listen = "127.0.0.1:9464"/' \
+    /etc/crunchd/crunchd.toml
+  in_ct 10 grep -qx 'listen = "127.0.0.1:9464"' /etc/crunchd/crunchd.toml ||
+    fail "cannot turn metrics on in /etc/crunchd/crunchd.toml (no '# listen = \"\"' under [metrics]?)"
+  local main pid
+  main=$(prop MainPID)
+  nspawn_run timeout 60 crunchctl --address "$ADDRESS" run sleep -p ms=2000 >/dev/null 2>&1 &
+  pid=$!
+  sleep 1
+  cp "$upgrade_deb" "$NSPAWN_ROOT/root/" || {
+    fail "cannot copy $upgrade_deb into the container"
+    return
+  }
+  local t=$SECONDS
+  if ! in_ct 300 env DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
+    -o Dpkg::Options::=--force-confold "/root/$(basename "$upgrade_deb")" \
+    >"$NSPAWN_RUN_DIR/apt-upgrade.log" 2>&1; then
+    cat "$NSPAWN_RUN_DIR/apt-upgrade.log" >&2
+    fail "apt-get install of the newer .deb failed"
+    return
+  fi
+  timing "upgrade to $upgrade_version (drains, restarts)" $((SECONDS - t))
+  wait "$pid" || fail "the task running during the upgrade did not end well (it should be drained)"
+  local version
+  version=$(in_ct 10 dpkg-query -W -f='${Version}' crunchd)
+  [ "$version" = "$upgrade_version" ] || fail "dpkg says crunchd $version after the upgrade, expected $upgrade_version"
+  wait_for 30 is_active || fail "not active after the upgrade (ActiveState=$(prop ActiveState))"
+  [ "$(prop MainPID)" != "$main" ] || fail "the upgrade did not restart crunchd (MainPID still $main)"
+  in_ct 10 grep -qx 'listen = "127.0.0.1:9464"' /etc/crunchd/crunchd.toml ||
+    fail "the upgrade lost the edit to /etc/crunchd/crunchd.toml"
+  crunchctl run fib -p n=10 >/dev/null || fail "fib after the upgrade failed"
+  # No curl in the container: bash's /dev/tcp speaks the HTTP/1.0 it takes.
+  local metrics
+  metrics=$(in_ct 10 bash -c 'exec 3<>/dev/tcp/127.0.0.1/9464 &&
+    printf "GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n" >&3 && cat <&3')
+  [[ "$metrics" == *" 200 OK"* ]] || fail "GET /metrics did not answer 200: $(head -c 300 <<<"$metrics")"
+  [[ "$metrics" == *'crunchd_tasks_ended_total{kind="fib",pool="cpu",code="OK"} 1'* ]] ||
+    fail "the metrics do not count the fib task: $(grep crunchd_tasks_ended <<<"$metrics")"
+  # Back to the packaged configuration for the checks after this one.
+  in_ct 10 sed -i 's/^listen = "127.0.0.1:9464"$/# listen = ""/' /etc/crunchd/crunchd.toml
+  in_ct 60 systemctl restart crunchd || fail "restart after restoring crunchd.toml failed"
+}
+
 check_security() {
   local out
   out=$(in_ct 60 systemd-analyze security crunchd.service --no-pager 2>&1)
@@ -335,6 +389,20 @@ fi
 deb=$(ls "$build_dir"/packages/crunchd_*_amd64.deb 2>/dev/null | head -n1)
 [ -n "$deb" ] || {
   echo "FAIL: cpack made no crunchd_*_amd64.deb in $build_dir/packages" >&2
+  exit 1
+}
+# The same build as a newer version, for the upgrade check.
+upgrade_version="$(dpkg-deb -f "$deb" Version)+upgrade"
+rm -rf "$build_dir/packages-upgrade"
+if ! (cd "$build_dir" && cpack -G DEB -D CPACK_PACKAGE_VERSION="$upgrade_version" \
+  -D CPACK_PACKAGE_DIRECTORY="$build_dir/packages-upgrade" >>"$build_dir/packages-cpack.log" 2>&1); then
+  cat "$build_dir/packages-cpack.log" >&2
+  echo "FAIL: cpack of the upgrade .deb failed" >&2
+  exit 1
+fi
+upgrade_deb=$(ls "$build_dir"/packages-upgrade/crunchd_*_amd64.deb 2>/dev/null | head -n1)
+[ -n "$upgrade_deb" ] || {
+  echo "FAIL: cpack made no upgrade .deb in $build_dir/packages-upgrade" >&2
   exit 1
 }
 depends=$(dpkg-deb -f "$deb" Depends)
