@@ -29,7 +29,7 @@ int SubmitCommand(const GlobalOptions& global, const TaskOptions& options);
 // Waits for a submitted task; prints its output like run.
 int WaitCommand(const GlobalOptions& global, const WaitOptions& options);
 // Cancels a task; prints the state it had: queued, running or done.
-int CancelCommand(const GlobalOptions& global, uint64_t task_id);
+int CancelCommand(const GlobalOptions& global, const std::string& task);
 // The status, refreshed: a live screen on a terminal, else a summary per refresh.
 int TopCommand(const GlobalOptions& global, const TopOptions& options);
 

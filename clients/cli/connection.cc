@@ -62,7 +62,14 @@ absl::StatusOr<Connection> Connection::Open(const std::string& address) {
   for (const std::string& target : targets->targets) channels.push_back(MakeChannel(target));
   // Successive crunchctl runs should not all start with the first daemon.
   const size_t first = channels.size() == 1 ? 0 : std::random_device()() % channels.size();
-  return Connection(address, std::move(channels), first);
+  return Connection(address, targets->targets, std::move(channels), first);
+}
+
+std::string Connection::TargetOf(const std::shared_ptr<grpc::Channel>& channel) const {
+  for (size_t i = 0; i < channels_.size(); ++i) {
+    if (channels_[i] == channel) return targets_[i];
+  }
+  return "";
 }
 
 absl::StatusOr<std::shared_ptr<grpc::Channel>> Connection::Connect(

@@ -45,14 +45,21 @@ class Connection {
       size_t n, std::chrono::milliseconds timeout);
 
   const std::string& address() const { return address_; }
+  // The target (one entry of the address list) `channel` goes to; "" if none.
+  std::string TargetOf(const std::shared_ptr<grpc::Channel>& channel) const;
   // How many daemons the address names.
   size_t address_count() const { return channels_.size(); }
 
  private:
-  Connection(std::string address, std::vector<std::shared_ptr<grpc::Channel>> channels, size_t next)
-      : address_(std::move(address)), channels_(std::move(channels)), next_(next) {}
+  Connection(std::string address, std::vector<std::string> targets,
+             std::vector<std::shared_ptr<grpc::Channel>> channels, size_t next)
+      : address_(std::move(address)),
+        targets_(std::move(targets)),
+        channels_(std::move(channels)),
+        next_(next) {}
 
   std::string address_;
+  std::vector<std::string> targets_;  // Parallel to channels_.
   std::vector<std::shared_ptr<grpc::Channel>> channels_;
   size_t next_;  // The channel Connect() tries first.
 };

@@ -94,13 +94,15 @@ int main(int argc, char** argv) {
 
   WaitOptions wait;
   CLI::App* wait_cmd = app.add_subcommand("wait", "wait for a submitted task and print its output");
-  wait_cmd->add_option("id", wait.task_id, "the id `submit` printed")->required();
+  wait_cmd->add_option("id", wait.task, "the id `submit` printed (ID, or ID@ADDRESS with a list)")
+      ->required();
   wait_cmd->add_option("--output", wait.output, "write the output to FILE")->type_name("FILE");
 
-  uint64_t cancel_id = 0;
+  std::string cancel_id;
   CLI::App* cancel = app.add_subcommand(
       "cancel", "cancel a task; prints the state it had: queued, running or done");
-  cancel->add_option("id", cancel_id, "the id `submit` printed")->required();
+  cancel->add_option("id", cancel_id, "the id `submit` printed (ID, or ID@ADDRESS with a list)")
+      ->required();
 
   TopOptions top;
   CLI::App* top_cmd = app.add_subcommand(

@@ -415,6 +415,41 @@ TEST(Crunchctl, SubmitWaitCancel) {
   EXPECT_EXIT_CODE(u, 4, unknown);
 }
 
+TEST(Crunchctl, WithAnAddressListTaskIdsNameTheirDaemon) {
+  // Two spellings of the one test daemon make a list of two targets.
+  const std::string live_path = Daemon::address.substr(5);
+  const std::string list = Daemon::address + "," + live_path;
+  const std::vector<std::string> submit{"--address", list, "submit", "fib", "-p", "n=20"};
+  const Outcome s = RunProgram(CRUNCHCTL_PATH, submit);
+  EXPECT_EXIT_CODE(s, 0, submit);
+  const std::string ref = s.out.substr(0, s.out.find('\n'));
+  const size_t at = ref.find('@');
+  ASSERT_NE(at, std::string::npos) << s.out;
+  const std::string target = ref.substr(at + 1);
+  EXPECT_TRUE(target == Daemon::address || target == "unix:" + live_path) << ref;
+
+  // ID@ADDRESS reaches its daemon, with the list or without it.
+  for (const std::string& address : {list, std::string("unix:/nowhere.sock")}) {
+    const std::vector<std::string> wait{"--address", address, "wait", ref};
+    const Outcome w = RunProgram(CRUNCHCTL_PATH, wait);
+    EXPECT_EXIT_CODE(w, 0, wait);
+    EXPECT_EQ(w.out, "6765");
+  }
+  // A bare id with a list is ambiguous.
+  const std::vector<std::string> bare{"--address", list, "wait", ref.substr(0, at)};
+  const Outcome b = RunProgram(CRUNCHCTL_PATH, bare);
+  EXPECT_EXIT_CODE(b, 2, bare);
+  EXPECT_NE(b.err.find("does not say which daemon has the task"), std::string::npos) << b.err;
+  const std::vector<std::string> cancel{"--address", list, "cancel", ref};
+  const Outcome c = RunProgram(CRUNCHCTL_PATH, cancel);
+  EXPECT_EXIT_CODE(c, 0, cancel);
+  EXPECT_EQ(c.out, "done\n");
+  const std::vector<std::string> junk{"wait", "12x"};
+  const Outcome j = Crunchctl(junk);
+  EXPECT_EXIT_CODE(j, 2, junk);
+  EXPECT_NE(j.err.find("not a number or NUMBER@ADDRESS"), std::string::npos) << j.err;
+}
+
 TEST(Crunchctl, UnreachableDaemonExits3WithAHint) {
   const std::string nowhere = "unix:" + Daemon::dir + "/nobody-here.sock";
   for (const char* command : {"status", "kinds", "top"}) {

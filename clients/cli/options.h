@@ -38,7 +38,7 @@ struct ShowOptions {
 };
 
 struct WaitOptions {
-  uint64_t task_id = 0;
+  std::string task;  // "ID" or "ID@ADDRESS", as submit printed it.
   std::string output;
 };
 

@@ -35,6 +35,8 @@ class Session {
                    std::optional<Session>* session);
 
   crunch::v1::Crunch::Stub& stub() const { return *stub_; }
+  // The daemon the calls go to: the --address entry that connected.
+  std::string target() const { return connection_.TargetOf(channel_); }
   Connection& connection() { return connection_; }
   int64_t deadline_ms() const { return deadline_ms_; }
 

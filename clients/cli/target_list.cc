@@ -3,6 +3,7 @@
 #include <string_view>
 
 #include "absl/status/status.h"
+#include "absl/strings/numbers.h"
 
 namespace crunch::cli {
 namespace {
@@ -79,6 +80,25 @@ absl::StatusOr<TargetList> ParseTargetList(const std::string& address) {
     rest = rest.substr(comma + 1);
   }
   return list;
+}
+
+absl::StatusOr<TaskRef> ParseTaskRef(const std::string& text) {
+  const size_t at = text.find('@');
+  const std::string digits = text.substr(0, at);
+  TaskRef ref;
+  if (digits.empty() || digits.size() > 20 ||
+      digits.find_first_not_of("0123456789") != std::string::npos ||
+      !absl::SimpleAtoi(digits, &ref.id) || (at != std::string::npos && at + 1 == text.size())) {
+    return absl::InvalidArgumentError(
+        "task id '" + text +
+        "' is not a number or NUMBER@ADDRESS; give the id `crunchctl submit` printed");
+  }
+  if (at != std::string::npos) ref.target = text.substr(at + 1);
+  return ref;
+}
+
+std::string FormatTaskRef(uint64_t id, const std::string& target) {
+  return target.empty() ? std::to_string(id) : std::to_string(id) + "@" + target;
 }
 
 }  // namespace crunch::cli

@@ -20,6 +20,7 @@
 #ifndef CRUNCH_CLIENTS_CLI_TARGET_LIST_H_
 #define CRUNCH_CLIENTS_CLI_TARGET_LIST_H_
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -34,6 +35,19 @@ struct TargetList {
 
 // INVALID_ARGUMENT for an empty address or an empty entry in a list.
 absl::StatusOr<TargetList> ParseTargetList(const std::string& address);
+
+// A task as `crunchctl submit` names it: "ID" with one daemon, "ID@TARGET" with
+// an address list (task ids are per daemon, so the id alone is ambiguous).
+struct TaskRef {
+  uint64_t id = 0;
+  std::string target;  // Empty: the daemon --address names.
+};
+
+// Parses "42" or "42@unix:/run/b.sock"; INVALID_ARGUMENT saying what is
+// allowed otherwise.
+absl::StatusOr<TaskRef> ParseTaskRef(const std::string& text);
+// "42", or "42@TARGET" when `target` is not empty.
+std::string FormatTaskRef(uint64_t id, const std::string& target);
 
 }  // namespace crunch::cli
 

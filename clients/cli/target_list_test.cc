@@ -43,5 +43,27 @@ TEST(ParseTargetList, RejectsEmptyEntries) {
   EXPECT_FALSE(ParseTargetList("unix:/a,").ok());
 }
 
+TEST(ParseTaskRef, ReadsAnIdAndAnIdAtAnAddress) {
+  absl::StatusOr<TaskRef> plain = ParseTaskRef("42");
+  ASSERT_TRUE(plain.ok()) << plain.status();
+  EXPECT_EQ(plain->id, 42u);
+  EXPECT_EQ(plain->target, "");
+  absl::StatusOr<TaskRef> located = ParseTaskRef("7@unix:/run/b.sock");
+  ASSERT_TRUE(located.ok()) << located.status();
+  EXPECT_EQ(located->id, 7u);
+  EXPECT_EQ(located->target, "unix:/run/b.sock");
+  EXPECT_EQ(FormatTaskRef(7, "unix:/run/b.sock"), "7@unix:/run/b.sock");
+  EXPECT_EQ(FormatTaskRef(42, ""), "42");
+}
+
+TEST(ParseTaskRef, RejectsOthersSayingWhatIsAllowed) {
+  for (const char* bad : {"", "x", "-1", "4 2", "42@", "@unix:/a", "99999999999999999999999"}) {
+    absl::StatusOr<TaskRef> ref = ParseTaskRef(bad);
+    ASSERT_FALSE(ref.ok()) << bad;
+    EXPECT_NE(ref.status().message().find("not a number or NUMBER@ADDRESS"), std::string::npos)
+        << ref.status();
+  }
+}
+
 }  // namespace
 }  // namespace crunch::cli

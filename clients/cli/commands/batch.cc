@@ -2,8 +2,11 @@
 //
 // Design: tasks are numbered 0..N-1 and the number is the request's tag. Each
 // stream has a writer thread that claims the next tag whenever fewer than C
-// tasks are in flight (over all streams) and a reader (the stream's own
-// thread) that matches each result to its tag. One stream per daemon named by
+// tasks are in flight over all streams and the stream holds less than its
+// share of C (C divided by the streams still alive, rounded up, so each
+// daemon gets an even share of the in-flight tasks and a faster one finishes
+// more), and a reader (the stream's own thread) that matches each result to
+// its tag. One stream per daemon named by
 // --address, at most C: with one daemon, one stream. Latency is measured here,
 // from just before a request is written to the moment its result is read.
 // A stream that fails (the daemon went away, --deadline passed) fails its
@@ -127,7 +130,10 @@ void Batch::RunStream(const std::shared_ptr<grpc::Channel>& channel) {
 std::optional<uint64_t> Batch::ClaimTag(Stream* stream) {
   std::unique_lock<std::mutex> lock(mu_);
   changed_.wait(lock, [&]() ABSL_NO_THREAD_SAFETY_ANALYSIS {
-    return stream->ended || next_tag_ >= total_ || in_flight_ < concurrency_;
+    const uint64_t alive = std::max<size_t>(streams_alive_, 1);
+    const uint64_t share = (concurrency_ + alive - 1) / alive;
+    return stream->ended || next_tag_ >= total_ ||
+           (in_flight_ < concurrency_ && stream->outstanding.size() < share);
   });
   if (stream->ended || next_tag_ >= total_) return std::nullopt;
   const uint64_t tag = next_tag_++;

@@ -11,6 +11,8 @@
     async with crunch.aio.Client() as client:           # asyncio
         await client.run("sha256", b"abc")
 
+    crunch.Client("unix:/a.sock,unix:/b.sock")          # several daemons, round-robin
+
 Failures raise crunch.TaskError subclasses (crunch.errors).
 """
 

@@ -8,7 +8,8 @@ loop (grpc.aio binds its channel to the loop) and close it there:
         outputs = await asyncio.gather(*(client.run("fib", n=n) for n in range(30, 35)))
 
 Every call is a coroutine on the loop's thread; many concurrent calls share
-one connection. Not thread-safe: use it from its loop only.
+one connection per daemon (several daemons: round-robin, as crunch.Client).
+Not thread-safe: use it from its loop only.
 """
 
 from __future__ import annotations
@@ -21,8 +22,8 @@ import grpc
 import grpc.aio
 
 from crunch import errors
-from crunch._address import default_address
-from crunch._channel import CHANNEL_OPTIONS, QUICK_CALL_TIMEOUT
+from crunch._address import Address, TaskId, parse_address_list, target_index, task_location
+from crunch._channel import QUICK_CALL_TIMEOUT, ChannelOptions, channel_args
 from crunch._convert import (
     Payload,
     TaskResult,
@@ -32,17 +33,39 @@ from crunch._convert import (
     task_request,
     task_result,
 )
+from crunch._round_robin import RoundRobin
 from crunch._stubs import pb, pb_grpc
 
 
 class Client:
-    """An asyncio connection to crunchd; arguments and errors as for crunch.Client."""
+    """An asyncio connection to crunchd, or to several balanced round-robin.
 
-    def __init__(self, address: str | None = None, timeout: float | None = None) -> None:
-        self.address = address or default_address()
+    Arguments (`address`, `timeout`, `channel_options`), attributes
+    (`address`, `addresses`), task ids and errors as for crunch.Client.
+    """
+
+    def __init__(
+        self,
+        address: Address = None,
+        timeout: float | None = None,
+        *,
+        channel_options: ChannelOptions = (),
+    ) -> None:
+        self.addresses: tuple[str, ...] = tuple(parse_address_list(address))
+        self.address = ",".join(self.addresses)
         self.timeout = timeout
-        self._channel = grpc.aio.insecure_channel(self.address, options=CHANNEL_OPTIONS)
-        self._stub = pb_grpc.CrunchStub(self._channel)
+        options = channel_args(channel_options)
+        self._channels = [
+            grpc.aio.insecure_channel(target, options=options)
+            for target in self.addresses
+        ]
+        self._stubs = [pb_grpc.CrunchStub(channel) for channel in self._channels]
+        channels = self._channels
+        self._turn = RoundRobin(
+            len(channels),
+            lambda index: channels[index].get_state(try_to_connect=False)
+            is grpc.ChannelConnectivity.TRANSIENT_FAILURE,
+        )
 
     async def run(
         self,
@@ -70,7 +93,7 @@ class Client:
     ) -> TaskResult:
         """Runs one task and returns its whole TaskResult."""
         request = task_request(kind, payload, params, timeout_ms=timeout_ms, priority=priority)
-        return task_result(await self._call(self._stub.Run, request, self.timeout))
+        return task_result(await self._call(self._turn.pick(), "Run", request, self.timeout))
 
     async def submit(
         self,
@@ -81,35 +104,42 @@ class Client:
         priority: int = 0,
         idempotency_key: str = "",
         **params: Any,
-    ) -> int:
-        """Queues one task and returns its id (see crunch.Client.submit)."""
+    ) -> TaskId:
+        """Queues one task and returns its id: an int, or "ID@ADDRESS" with several addresses."""
         request = task_request(kind, payload, params, timeout_ms=timeout_ms, priority=priority)
         request.idempotency_key = idempotency_key
-        reply = await self._call(self._stub.Submit, request, self._quick_timeout())
-        return reply.task_id
+        index = self._turn.pick()
+        reply = await self._call(index, "Submit", request, self._quick_timeout())
+        if len(self.addresses) == 1:
+            return reply.task_id
+        return f"{reply.task_id}@{self.addresses[index]}"
 
-    async def wait(self, task_id: int, timeout: float | None = None) -> bytes:
+    async def wait(self, task_id: TaskId, timeout: float | None = None) -> bytes:
         """Waits for a submitted task and returns its output (see crunch.Client.wait)."""
+        number, index = task_location(self.addresses, task_id)
         deadline = self.timeout if timeout is None else timeout
-        result = await self._call(self._stub.Wait, pb.TaskRef(task_id=task_id), deadline)
+        result = await self._call(index, "Wait", pb.TaskRef(task_id=number), deadline)
         return result.output
 
-    async def cancel(self, task_id: int) -> str:
+    async def cancel(self, task_id: TaskId) -> str:
         """Cancels a task; returns the state it had: queued, running or done."""
+        number, index = task_location(self.addresses, task_id)
         reply = await self._call(
-            self._stub.Cancel, pb.TaskRef(task_id=task_id), self._quick_timeout()
+            index, "Cancel", pb.TaskRef(task_id=number), self._quick_timeout()
         )
         return reply.state
 
-    async def status(self) -> dict[str, Any]:
-        """Returns the daemon's status as plain data (see crunch.Client.status)."""
-        reply = await self._call(self._stub.Status, pb.StatusRequest(), self._quick_timeout())
+    async def status(self, *, address: str | None = None) -> dict[str, Any]:
+        """Returns a daemon's status as plain data (see crunch.Client.status)."""
+        index = target_index(self.addresses, address, what="status(address=...)")
+        reply = await self._call(index, "Status", pb.StatusRequest(), self._quick_timeout())
         return message_to_dict(reply)
 
-    async def kinds(self) -> list[dict[str, Any]]:
-        """Returns what the daemon can run (see crunch.Client.kinds)."""
+    async def kinds(self, *, address: str | None = None) -> list[dict[str, Any]]:
+        """Returns what a daemon can run (see crunch.Client.kinds)."""
+        index = target_index(self.addresses, address, what="kinds(address=...)")
         reply = await self._call(
-            self._stub.ListKinds, pb.ListKindsRequest(), self._quick_timeout()
+            index, "ListKinds", pb.ListKindsRequest(), self._quick_timeout()
         )
         return [message_to_dict(k) for k in reply.kinds]
 
@@ -123,10 +153,12 @@ class Client:
 
         `requests` may be a plain or an async iterable; otherwise as
         crunch.Client.stream (tag = index, failed tasks are results, at most
-        `max_in_flight` sent ahead, leaving early cancels the rest).
+        `max_in_flight` sent ahead, leaving early cancels the rest, the whole
+        stream to the next daemon in turn).
         """
+        index = self._turn.pick()
         slots = asyncio.Semaphore(max_in_flight)
-        call = self._stub.RunStream(timeout=self.timeout)
+        call = self._stubs[index].RunStream(timeout=self.timeout)
         bad_request: list[BaseException] = []
 
         async def write_all() -> None:
@@ -157,15 +189,15 @@ class Client:
             if bad_request:
                 raise bad_request[0] from None
             if isinstance(e, grpc.RpcError):
-                raise errors.from_rpc_error(e, self.address) from None
+                raise errors.from_rpc_error(e, self.addresses[index]) from None
             raise
         finally:
             writer.cancel()
             call.cancel()
 
     async def close(self) -> None:
-        """Closes the channel; calls in progress fail."""
-        await self._channel.close()
+        """Closes the channels; calls in progress fail."""
+        await asyncio.gather(*(channel.close() for channel in self._channels))
 
     async def __aenter__(self) -> Client:
         return self
@@ -176,11 +208,12 @@ class Client:
     def _quick_timeout(self) -> float:
         return QUICK_CALL_TIMEOUT if self.timeout is None else self.timeout
 
-    async def _call(self, method: Any, request: Any, timeout: float | None) -> Any:
+    async def _call(self, index: int, method: str, request: Any, timeout: float | None) -> Any:
+        """Calls unary `method` on daemon `index`; a failure becomes a TaskError."""
         try:
-            return await method(request, timeout=timeout)
+            return await getattr(self._stubs[index], method)(request, timeout=timeout)
         except grpc.RpcError as e:
-            raise errors.from_rpc_error(e, self.address) from None
+            raise errors.from_rpc_error(e, self.addresses[index]) from None
 
 
 async def _aiter(items: Iterable[Any] | AsyncIterable[Any]) -> AsyncIterator[Any]:

@@ -1,10 +1,14 @@
 """crunch.Executor: a concurrent.futures.Executor whose workers are crunchd's.
 
-Design. An Executor owns one channel, used from an asyncio event loop on a
-thread of its own ("crunch.Executor loop", one for all the executors of a
-process; see _shared_loop). Every task goes over one of a few RunStream calls
-(`streams`, default 4) on that channel, tagged with a number unique to the
-executor; its result comes back with the tag, in completion order.
+Design. An Executor owns one channel per daemon, used from an asyncio event
+loop on a thread of its own ("crunch.Executor loop", one for all the executors
+of a process; see _shared_loop). Every task goes over one of a few RunStream
+calls (`streams`, default 4), tagged with a number unique to the executor; its
+result comes back with the tag, in completion order. With several daemons the
+streams are dealt to them in turn (stream i to daemon i % n, at least one
+each), and since every sender takes the next task from the one outbox, each
+daemon gets tasks as fast as it answers them: equal hosts share evenly, a
+faster one takes more (as crunchctl's batch does).
 
   submit()   (any thread) builds the TaskRequest, registers the Future under
              its tag and appends it to the outbox (a deque). It never blocks;
@@ -32,7 +36,8 @@ outbox closed behind the last accepted task; each sender half-closes its
 stream when it finds the outbox empty, the daemon finishes what it has and the
 streams end. If a stream fails (daemon gone or draining), every unresolved
 Future gets that error, the other streams are cancelled and submit() raises
-BrokenExecutor.
+BrokenExecutor. With several daemons that includes one of them failing: the
+executor does not move tasks between daemons (a task sent may have run).
 
 Future.cancel() returns True only for a task still in the outbox. A sent task
 is not cancelled: its daemon task id is unknown until its result arrives, so
@@ -56,8 +61,8 @@ import grpc
 import grpc.aio
 
 from crunch import errors
-from crunch._address import default_address
-from crunch._channel import CHANNEL_OPTIONS
+from crunch._address import Address, parse_address_list
+from crunch._channel import ChannelOptions, channel_args
 from crunch._convert import Payload, payload_bytes, status_code, task_request
 from crunch._stubs import pb_grpc
 
@@ -65,22 +70,31 @@ from crunch._stubs import pb_grpc
 class Executor(concurrent.futures.Executor):
     """Runs crunchd tasks as Futures, pipelined over a few streams.
 
-    `address` as for crunch.Client. At most `max_in_flight` tasks are sent to
-    the daemon ahead of their results; the rest wait in this process.
-    `streams` RunStream calls share them (1 for strictly one stream). Methods
-    are thread-safe.
+    `address` as for crunch.Client: one target, or several (a comma-separated
+    string or a sequence) whose daemons share the tasks. At most
+    `max_in_flight` tasks are sent ahead of their results; the rest wait in
+    this process. `streams` RunStream calls share them (1 for strictly one
+    stream; with several daemons, at least one per daemon).
+    `channel_options` as for crunch.Client. Methods are thread-safe.
     """
 
     def __init__(
-        self, address: str | None = None, max_in_flight: int = 256, *, streams: int = 4
+        self,
+        address: Address = None,
+        max_in_flight: int = 256,
+        *,
+        streams: int = 4,
+        channel_options: ChannelOptions = (),
     ) -> None:
         if max_in_flight < 1:
             raise ValueError(f"max_in_flight must be at least 1, got {max_in_flight}")
         if streams < 1:
             raise ValueError(f"streams must be at least 1, got {streams}")
-        self.address = address or default_address()
+        self.addresses: tuple[str, ...] = tuple(parse_address_list(address))
+        self.address = ",".join(self.addresses)
+        self._channel_options = channel_args(channel_options)
         self._max_in_flight = max_in_flight
-        self._streams = min(streams, max_in_flight)
+        self._streams = max(min(streams, max_in_flight), len(self.addresses))
         self._tags = itertools.count()
         self._outbox: collections.deque[tuple[concurrent.futures.Future[bytes], Any]] = (
             collections.deque()
@@ -193,19 +207,26 @@ class Executor(concurrent.futures.Executor):
         self._loop.call_soon_threadsafe(self._kick.set)
 
     async def _serve(self) -> None:
-        channel = grpc.aio.insecure_channel(self.address, options=CHANNEL_OPTIONS)
+        channels = [
+            grpc.aio.insecure_channel(target, options=self._channel_options)
+            for target in self.addresses
+        ]
         try:
-            stub = pb_grpc.CrunchStub(channel)
-            self._calls = [stub.RunStream() for _ in range(self._streams)]
-            await asyncio.gather(*(self._stream(call) for call in self._calls))
+            stubs = [pb_grpc.CrunchStub(channel) for channel in channels]
+            # Stream i goes to daemon i % n: round-robin, and every daemon gets one.
+            targets = [i % len(stubs) for i in range(self._streams)]
+            self._calls = [stubs[i].RunStream() for i in targets]
+            await asyncio.gather(
+                *(self._stream(call, self.addresses[i]) for call, i in zip(self._calls, targets))
+            )
         except BaseException as e:  # noqa: BLE001 - a bug here must not strand the futures.
             self._fail(errors.TaskError(f"crunch.Executor failed: {e!r}"))
         finally:
             if self._pending:
                 self._fail(errors.TaskError("the streams ended before every task was answered"))
-            await channel.close()
+            await asyncio.gather(*(channel.close() for channel in channels))
 
-    async def _stream(self, call: Any) -> None:
+    async def _stream(self, call: Any, target: str) -> None:
         sender = asyncio.ensure_future(self._send(call))
         pending, slots, ok, eof = self._pending, self._slots, 0, grpc.aio.EOF
         try:
@@ -220,7 +241,7 @@ class Executor(concurrent.futures.Executor):
                 else:
                     future.set_exception(errors.error_for(status_code(r.code), r.error))
         except grpc.RpcError as e:
-            self._fail(errors.from_rpc_error(e, self.address))
+            self._fail(errors.from_rpc_error(e, target))
         except asyncio.CancelledError:
             if self._broken is None:  # Not cancelled by _fail: someone else's cancellation.
                 raise

@@ -1,5 +1,8 @@
 """Starts the real crunchd once for the whole session and hands its address to the tests.
 
+`daemon` is the session's crunchd; `other_daemon` a second one, started on
+first use, for the tests of address lists (test_address_list.py).
+
 CRUNCHD names the binary (CTest passes build/bin/crunchd); without it the
 tests look for <repo>/build/bin/crunchd. grpc and the crunch package are
 imported here unguarded: a machine without python3-grpcio or without the
@@ -18,6 +21,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import grpc  # noqa: F401 - a missing python3-grpcio must fail, not skip
 import pytest
@@ -42,7 +46,7 @@ class Daemon:
         return self.log_path.read_text(errors="replace")
 
 
-# The session's daemon while it runs, for pytest_runtest_makereport.
+# The session's daemons while they run, by fixture name, for pytest_runtest_makereport.
 _running: dict[str, Daemon] = {}
 
 
@@ -55,6 +59,19 @@ def _crunchd_path() -> str:
 
 @pytest.fixture(scope="session")
 def daemon() -> Iterator[Daemon]:
+    with _crunchd("daemon") as d:
+        yield d
+
+
+@pytest.fixture(scope="session")
+def other_daemon() -> Iterator[Daemon]:
+    with _crunchd("other_daemon") as d:
+        yield d
+
+
+@contextmanager
+def _crunchd(name: str) -> Iterator[Daemon]:
+    """Runs a crunchd in a temporary directory; SIGTERM at the end must make it exit 0."""
     with tempfile.TemporaryDirectory(prefix="crunchd-py-") as tmp:
         root = pathlib.Path(tmp)
         data_dir = root / "data"
@@ -76,12 +93,12 @@ def daemon() -> Iterator[Daemon]:
                 stdout=subprocess.DEVNULL, stderr=log, env=env,
             )
         d = Daemon(f"unix:{socket}", root, data_dir, log_path, process)
-        _running["daemon"] = d
+        _running[name] = d
         try:
             _wait_until_ready(d)
             yield d
         finally:
-            del _running["daemon"]
+            del _running[name]
             process.send_signal(signal.SIGTERM)
             try:
                 code = process.wait(timeout=30)
@@ -111,13 +128,13 @@ def _wait_until_ready(d: Daemon) -> None:
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Iterator[None]:
-    """Attaches the end of crunchd's log to a failed test's report."""
+    """Attaches the end of each crunchd's log to a failed test's report."""
     outcome = yield
     report = outcome.get_result()
-    d = _running.get("daemon")
-    if report.failed and d is not None:
-        tail = "\n".join(d.log().splitlines()[-40:])
-        report.sections.append(("crunchd log (last 40 lines)", tail))
+    if report.failed:
+        for name, d in _running.items():
+            tail = "\n".join(d.log().splitlines()[-40:])
+            report.sections.append((f"crunchd log of {name} (last 40 lines)", tail))
 
 
 @pytest.fixture

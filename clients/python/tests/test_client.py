@@ -200,3 +200,12 @@ def test_unreachable_daemon_names_the_address() -> None:
     assert "unix:/nonexistent/crunchd.sock" in str(caught.value)
     assert "systemctl status crunchd" in str(caught.value)
     assert isinstance(caught.value, crunch.UnavailableError)
+
+
+def test_channel_options_reach_the_channel(daemon: Daemon) -> None:
+    # A receive limit of 200 bytes instead of the client's own "unlimited".
+    limit = [("grpc.max_receive_message_length", 200)]
+    with crunch.Client(daemon.address, channel_options=limit) as c:
+        assert c.run("noop", b"x") == b"x"
+        with pytest.raises(crunch.ResourceExhaustedError):
+            c.run("noop", b"x" * 1000)
