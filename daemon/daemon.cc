@@ -154,6 +154,7 @@ void Daemon::OnSignal(int signo) {
   draining_ = true;
   spdlog::info("{}: draining", strsignal(signo));
   notifier_->Stopping();
+  frontend_->Draining();
   scheduler_->Drain(std::chrono::milliseconds(config_.server.drain_grace_ms), [this] {
     notifier_->Stop();
     if (metrics_) metrics_->Stop();

@@ -45,6 +45,9 @@ class Frontend {
   virtual ~Frontend() = default;
   // Starts listening. Called on the daemon's thread before the workers start.
   virtual absl::Status Start() = 0;
+  // The drain began: the scheduler refuses new tasks from now on (health
+  // checks should say so). Called on the daemon's thread.
+  virtual void Draining() {}
   // Stops listening, ends every open call and releases the listening sockets.
   // Called on the daemon's thread once every task has ended.
   virtual void Shutdown() = 0;

@@ -1,7 +1,6 @@
 #include "rpc/grpc_frontend.h"
 
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
-#include <grpcpp/health_check_service_interface.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -185,7 +184,8 @@ absl::Status GrpcFrontend::PrepareUnixSocket(const std::string& path) {
 
 absl::Status GrpcFrontend::Start() {
   if (g_handlers == nullptr) g_handlers = new Handlers(MakeHandlers(context_));
-  grpc::EnableDefaultHealthCheckService(true);
+  // grpc.health.v1 is served by health_ on our own queues (health_service.h).
+  grpc::EnableDefaultHealthCheckService(false);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   absl::StatusOr<std::unique_ptr<ActivatedListener>> activated =
       ActivatedListener::FromEnvironment(io_);
@@ -210,6 +210,7 @@ absl::Status GrpcFrontend::Start() {
     }
   }
   builder.RegisterService(&service_);
+  builder.RegisterService(health_.service());
   // Accept messages well past max_payload_bytes so that an oversized payload
   // reaches the scheduler and gets its error naming the limit, not gRPC's
   // anonymous "larger than max"; only a payload over twice the limit (or
@@ -233,7 +234,7 @@ absl::Status GrpcFrontend::Start() {
     }
   }
   for (const std::string& path : socket_paths_) ::chmod(path.c_str(), 0660);
-  server_->GetHealthCheckService()->SetServingStatus(true);
+  health_.SetServing(true);
   if (activated_) {
     activated_->Start(server_.get());
     spdlog::info("serving the socket(s) systemd passed: {}", absl::StrJoin(activated_paths, ", "));
@@ -254,6 +255,7 @@ absl::Status GrpcFrontend::Start() {
     StatusCall::Listen(&service_, q, &v1::Crunch::AsyncService::RequestStatus, &io_,
                        &g_handlers->status);
     internal::RunStreamCall::Listen(&service_, q, &io_, &scheduler_);
+    health_.Listen(q);
     threads_.emplace_back([q] {
       void* tag = nullptr;
       bool ok = false;
@@ -264,9 +266,11 @@ absl::Status GrpcFrontend::Start() {
   return absl::OkStatus();
 }
 
+void GrpcFrontend::Draining() { health_.SetServing(false); }
+
 void GrpcFrontend::Shutdown() {
   if (server_ == nullptr) return;
-  server_->GetHealthCheckService()->SetServingStatus(false);
+  health_.SetServing(false);
   if (activated_) activated_->Stop();
   // Open calls get a second to receive what is already queued for them.
   server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));

@@ -8,8 +8,9 @@
 // operation; nothing blocks). Each call is a small state machine that owns
 // itself and is deleted when its last operation completes.
 //
-// Also served: grpc.health.v1.Health (SERVING while up) and server reflection,
-// so generic tools (grpcurl, grpc_cli) can call crunchd without the .proto.
+// Also served: grpc.health.v1.Health (SERVING from start until the drain
+// begins; internal/health_service.h) and server reflection, so generic tools
+// (grpcurl, grpc_cli) can call crunchd without the .proto.
 //
 // Unix sockets are created mode 0660 in a directory created if missing; a
 // stale socket left by a crashed daemon is replaced, a live one is an error.
@@ -38,6 +39,7 @@
 #include "daemon/daemon.h"
 #include "daemon/scheduler.h"
 #include "rpc/activated_listener.h"
+#include "rpc/internal/health_service.h"
 
 namespace crunch::rpc {
 
@@ -52,6 +54,8 @@ class GrpcFrontend final : public daemon::Frontend {
   absl::Status Start() override;
   void Shutdown() override;
   std::string Describe() const override;
+  // grpc.health.v1 turns NOT_SERVING.
+  void Draining() override;
 
   // Shared with the call objects.
   struct Context {
@@ -71,6 +75,7 @@ class GrpcFrontend final : public daemon::Frontend {
   int cq_thread_count_;
   Context context_;
   crunch::v1::Crunch::AsyncService service_;
+  internal::HealthService health_;
   std::unique_ptr<grpc::Server> server_;
   std::vector<std::unique_ptr<grpc::ServerCompletionQueue>> cqs_;
   std::vector<std::thread> threads_;

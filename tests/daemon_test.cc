@@ -12,6 +12,7 @@
 #include <future>
 #include <thread>
 
+#include "grpc/health/v1/health.grpc.pb.h"
 #include "tests/testing/daemon_process.h"
 
 namespace crunch {
@@ -178,6 +179,61 @@ TEST(Crunchd, ServesTheStandardHealthService) {
   for (const auto& slice : slices)
     bytes.append(reinterpret_cast<const char*>(slice.begin()), slice.size());
   EXPECT_EQ(bytes, std::string("\x08\x01", 2)) << "HealthCheckResponse{status: SERVING}";
+}
+
+TEST(Crunchd, HealthWatchReportsServingThenNotServingWhenTheDrainBegins) {
+  namespace health = grpc::health::v1;
+  auto d = DaemonProcess::Start({"--workers", "1"});
+  ASSERT_TRUE(d.ok()) << d.status();
+  auto channel = grpc::CreateChannel((*d)->address(), grpc::InsecureChannelCredentials());
+  auto stub = health::Health::NewStub(channel);
+  {
+    grpc::ClientContext context;
+    health::HealthCheckRequest request;
+    request.set_service("no.such.Service");
+    health::HealthCheckResponse response;
+    const grpc::Status s = stub->Check(&context, request, &response);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::NOT_FOUND);
+    EXPECT_THAT(s.error_message(), HasSubstr("crunch.v1.Crunch"));
+  }
+  {
+    grpc::ClientContext context;
+    health::HealthCheckRequest request;
+    request.set_service("no.such.Service");
+    auto reader = stub->Watch(&context, request);
+    health::HealthCheckResponse response;
+    ASSERT_TRUE(reader->Read(&response));
+    EXPECT_EQ(response.status(), health::HealthCheckResponse::SERVICE_UNKNOWN);
+    context.TryCancel();
+  }
+  grpc::ClientContext context;
+  health::HealthCheckRequest request;
+  request.set_service("crunch.v1.Crunch");
+  auto reader = stub->Watch(&context, request);
+  health::HealthCheckResponse response;
+  ASSERT_TRUE(reader->Read(&response));
+  EXPECT_EQ(response.status(), health::HealthCheckResponse::SERVING);
+  // A task keeps the drain going while the stream says NOT_SERVING.
+  auto crunch_stub = (*d)->NewStub();
+  const uint64_t busy = [&] {
+    grpc::ClientContext c;
+    v1::TaskRequest r;
+    r.set_kind("sleep");
+    (*r.mutable_params())["ms"] = "2000";
+    v1::TaskRef ref;
+    EXPECT_TRUE(crunch_stub->Submit(&c, r, &ref).ok());
+    return ref.task_id();
+  }();
+  ASSERT_NE(busy, 0u);
+  (*d)->Signal(SIGTERM);
+  ASSERT_TRUE(reader->Read(&response));
+  EXPECT_EQ(response.status(), health::HealthCheckResponse::NOT_SERVING);
+  // Still draining: the sleep runs and the server answers.
+  absl::StatusOr<v1::DaemonStatus> status = (*d)->Status();
+  ASSERT_TRUE(status.ok()) << status.status();
+  EXPECT_EQ(status->pools(1).busy(), 1u) << "NOT_SERVING came after the drain, not when it began";
+  EXPECT_FALSE(reader->Read(&response));
+  EXPECT_TRUE(reader->Finish().ok());
 }
 
 TEST(Crunchd, JsonLogsAreOneObjectPerLine) {

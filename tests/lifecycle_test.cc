@@ -225,6 +225,28 @@ TEST(Cancel, AbandonedRunCallCancelsItsTask) {
   }));
 }
 
+TEST(Cancel, AbandonedRunStreamCancelsItsTasks) {
+  auto d = StartDaemon({"--workers", "1", "--io-threads", "1"});
+  ASSERT_TRUE(d);
+  auto stub = d->NewStub();
+  grpc::ClientContext context;
+  auto stream = stub->RunStream(&context);
+  // Two long tasks in each pool (the second spin waits in the queue or on the worker).
+  for (const char* kind : {"spin", "spin", "sleep", "sleep"}) {
+    v1::TaskRequest request = Request(kind, {{"ms", "30000"}});
+    ASSERT_TRUE(stream->Write(request));
+  }
+  ASSERT_TRUE(WaitForStatus(*d, [](const v1::DaemonStatus& s) {
+    return s.pools(0).busy() == 1 && s.pools(1).busy() == 1 && s.pools(1).queued() == 1;
+  }));
+  context.TryCancel();
+  // The daemon notices and ends all four instead of running them for 30 s each.
+  EXPECT_TRUE(WaitForStatus(*d, [](const v1::DaemonStatus& s) {
+    return s.counters().cancelled() == 4 && s.pools(0).busy() == 0 && s.pools(1).busy() == 0 &&
+           s.pools(0).queued() == 0 && s.pools(1).queued() == 0;
+  }));
+}
+
 TEST(Priorities, HigherPriorityIsDispatchedFirst) {
   auto d = StartDaemon({"--workers", "1"}, "[cpu]\nin_flight_per_worker = 1\n");
   ASSERT_TRUE(d);

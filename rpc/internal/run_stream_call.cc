@@ -1,5 +1,7 @@
 #include "rpc/internal/run_stream_call.h"
 
+#include <vector>
+
 #include "boost/asio/post.hpp"
 #include "rpc/proto_conversion.h"
 
@@ -9,13 +11,18 @@ RunStreamCall::RunStreamCall(crunch::v1::Crunch::AsyncService* service,
                              grpc::ServerCompletionQueue* cq, boost::asio::io_context* io,
                              daemon::Scheduler* scheduler)
     : service_(service), cq_(cq), io_(io), scheduler_(scheduler), stream_(&context_) {
+  context_.AsyncNotifyWhenDone(&done_tag_);
   service_->RequestRunStream(&context_, &stream_, cq_, cq_, &accept_tag_);
+}
+
+void RunStreamCall::Unref() {
+  if (refs_.fetch_sub(1) == 1) delete this;
 }
 
 void RunStreamCall::OnEvent(Op op, bool ok) {
   switch (op) {
     case Op::kAccept:
-      if (!ok) {  // Shutting down: no call was started.
+      if (!ok) {  // Shutting down: no call was started, and no done report will come.
         delete this;
         return;
       }
@@ -55,20 +62,40 @@ void RunStreamCall::OnEvent(Op op, bool ok) {
       return;
     }
     case Op::kFinish:
-      delete this;
+      Unref();
+      return;
+    case Op::kDone:
+      if (!context_.IsCancelled()) {
+        Unref();
+        return;
+      }
+      // The client went away: nobody will read what its tasks produce.
+      boost::asio::post(*io_, [this] {
+        CancelTasksOnIoThread();
+        Unref();
+      });
       return;
   }
+}
+
+void RunStreamCall::CancelTasksOnIoThread() {
+  // Cancel() ends each task at once, and its callback leaves live_tasks_.
+  const std::vector<uint64_t> ids(live_tasks_.begin(), live_tasks_.end());
+  for (uint64_t id : ids) (void)scheduler_->Cancel(id);
 }
 
 void RunStreamCall::SubmitOnIoThread(crunch::v1::TaskRequest request) {
   const uint64_t tag = request.tag();
   absl::StatusOr<uint64_t> id =
       scheduler_->Submit(FromProto(std::move(request)), [this](const daemon::TaskResult& result) {
+        live_tasks_.erase(result.task_id);
         crunch::v1::TaskResult out;
         ToProto(result, &out);
         Enqueue(std::move(out));
       });
-  if (!id.ok()) {
+  if (id.ok()) {
+    live_tasks_.insert(*id);
+  } else {
     crunch::v1::TaskResult out;
     RejectedToProto(tag, id.status(), &out);
     Enqueue(std::move(out));

@@ -7,23 +7,28 @@
 // gRPC rule), the rest waiting in a queue. A refused or failed task is just a
 // result with a non-zero code: the stream goes on.
 //
-// The call ends (Finish, then delete) once the client has half-closed, every
-// task it sent has ended and every result is written. If the client goes away
-// early, results of its remaining tasks are dropped as they arrive and the call
-// still waits for them, so no callback can outlive the object.
+// The call ends (Finish) once the client has half-closed, every task it sent
+// has ended and every result is written. If the client goes away early (gRPC's
+// done report says the call was cancelled), its tasks still queued or running
+// are cancelled, their results dropped as they arrive, and the call still
+// waits for them, so no callback can outlive the object. It is deleted after
+// both the finish and the done report have come back.
 //
-// Thread safety: Proceed() runs on the completion-queue thread, Enqueue() on
-// the io_context's thread; the write queue and counters are under mu_.
+// Thread safety: Proceed() runs on the completion-queue thread, Enqueue() and
+// the task bookkeeping on the io_context's thread; the write queue and
+// counters are under mu_.
 
 #ifndef CRUNCH_RPC_INTERNAL_RUN_STREAM_CALL_H_
 #define CRUNCH_RPC_INTERNAL_RUN_STREAM_CALL_H_
 
 #include <grpcpp/grpcpp.h>
 
+#include <atomic>
 #include <deque>
 #include <mutex>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_set.h"
 #include "boost/asio/io_context.hpp"
 #include "crunch/v1/crunch.grpc.pb.h"
 #include "daemon/scheduler.h"
@@ -39,7 +44,7 @@ class RunStreamCall {
   }
 
  private:
-  enum class Op { kAccept, kRead, kWrite, kFinish };
+  enum class Op { kAccept, kRead, kWrite, kFinish, kDone };
   class OpTag final : public Tag {
    public:
     OpTag(RunStreamCall* call, Op op) : call_(call), op_(op) {}
@@ -59,6 +64,8 @@ class RunStreamCall {
   void Enqueue(crunch::v1::TaskResult result);
   void WriteNextLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void MaybeFinishLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void CancelTasksOnIoThread();
+  void Unref();
 
   crunch::v1::Crunch::AsyncService* service_;
   grpc::ServerCompletionQueue* cq_;
@@ -71,6 +78,9 @@ class RunStreamCall {
   OpTag read_tag_{this, Op::kRead};
   OpTag write_tag_{this, Op::kWrite};
   OpTag finish_tag_{this, Op::kFinish};
+  OpTag done_tag_{this, Op::kDone};
+  std::atomic<int> refs_{2};                  // The finish and the done report still to come.
+  absl::flat_hash_set<uint64_t> live_tasks_;  // io_context thread only.
 
   std::mutex mu_;
   std::deque<crunch::v1::TaskResult> pending_writes_ ABSL_GUARDED_BY(mu_);

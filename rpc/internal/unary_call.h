@@ -10,8 +10,10 @@
 // With `watch_cancellation`, the call also asks gRPC to report when it is done
 // (AsyncNotifyWhenDone). If the client cancelled or went away, the io_context
 // runs the handler's on_cancel hook (Run uses it to cancel the task, so an
-// abandoned call does not keep a worker busy). The call is then deleted only
-// after both events, the answer and the done report, have come back.
+// abandoned call does not keep a worker busy); a call that ended answered is
+// handled on the completion-queue thread, sparing the io_context a wake-up.
+// The call is deleted only after both events, the answer and the done report,
+// have come back.
 //
 // Thread safety: the handler and its answer run on the io_context's thread;
 // Proceed() on the completion-queue thread. They never overlap: the answer is
@@ -81,8 +83,13 @@ class UnaryCall final : public Tag {
     explicit DoneTag(UnaryCall* call) : call_(call) {}
     void Proceed(bool) override {
       UnaryCall* call = call_;
+      // Most calls end answered: no need to wake the io_context for them.
+      if (!call->context_.IsCancelled()) {
+        call->Unref();
+        return;
+      }
       boost::asio::post(*call->io_, [call] {
-        if (call->context_.IsCancelled() && call->on_cancel_) call->on_cancel_();
+        if (call->on_cancel_) call->on_cancel_();
         call->Unref();
       });
     }
