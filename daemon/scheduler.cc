@@ -116,7 +116,8 @@ absl::StatusOr<uint64_t> Scheduler::Submit(TaskRequest request, TaskDoneCallback
   }
   const uint32_t default_timeout =
       pool == Pool::kCpu ? config_.cpu.task_timeout_ms : config_.io.task_timeout_ms;
-  const uint32_t timeout_ms = request.timeout_ms != 0 ? request.timeout_ms : default_timeout;
+  uint32_t timeout_ms = request.timeout_ms != 0 ? request.timeout_ms : default_timeout;
+  if (request.call_timeout_ms != 0) timeout_ms = std::min(timeout_ms, request.call_timeout_ms);
   task->spec = entry->spec;
   task->cpu_index = entry->cpu_index;
   task->params = *std::move(params);

@@ -20,7 +20,10 @@ struct TaskRequest {
   std::map<std::string, std::string> params;
   uint64_t tag = 0;
   uint32_t timeout_ms = 0;  // 0 = the pool's default.
-  int32_t priority = 0;     // Higher first; ties in arrival order.
+  // Time left before the caller stops waiting (0 = no deadline): the task's
+  // timeout is at most this, whichever of the above applies.
+  uint32_t call_timeout_ms = 0;
+  int32_t priority = 0;  // Higher first; ties in arrival order.
   std::string idempotency_key;
 };
 

@@ -55,7 +55,10 @@ int Serve(const WorkerOptions& options) {
                  std::string(handoff.status().message()).c_str());
     return 78;
   }
-  if (absl::Status s = ipc::ExitWhenParentDies(handoff->parent_pid); !s.ok()) return 78;
+  if (absl::Status s = ipc::ExitWhenParentDies(handoff->parent_pid); !s.ok()) {
+    std::fprintf(stderr, "crunch_worker: %s\n", std::string(s.message()).c_str());
+    return 78;
+  }
   absl::StatusOr<ipc::WorkerChannel> channel = ipc::WorkerChannel::Attach(*handoff);
   if (!channel.ok()) {
     std::fprintf(stderr, "crunch_worker: %s\n", std::string(channel.status().message()).c_str());

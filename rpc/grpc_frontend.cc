@@ -77,7 +77,7 @@ Handlers MakeHandlers(const GrpcFrontend::Context& ctx) {
       const auto left =
           std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
       const uint32_t call_ms = static_cast<uint32_t>(std::max<int64_t>(1, left.count()));
-      if (request.timeout_ms == 0 || call_ms < request.timeout_ms) request.timeout_ms = call_ms;
+      request.call_timeout_ms = call_ms;
     }
     absl::StatusOr<uint64_t> id = scheduler->Submit(
         std::move(request), [call](const daemon::TaskResult& r) { AnswerWithResult(call, r); });
@@ -255,6 +255,7 @@ absl::Status GrpcFrontend::Start() {
     StatusCall::Listen(&service_, q, &v1::Crunch::AsyncService::RequestStatus, &io_,
                        &g_handlers->status);
     internal::RunStreamCall::Listen(&service_, q, &io_, &scheduler_);
+    internal::RunBatchesCall::Listen(&service_, q, &io_, &scheduler_);
     health_.Listen(q);
     threads_.emplace_back([q] {
       void* tag = nullptr;

@@ -12,6 +12,7 @@
 #include <set>
 #include <thread>
 
+#include "absl/strings/str_cat.h"
 #include "tests/testing/daemon_process.h"
 #include "tests/testing/http_server.h"
 
@@ -123,6 +124,57 @@ TEST(RunStream, TenThousandTasksEachTagComesBackOnce) {
   EXPECT_EQ(received, kTasks);
   EXPECT_EQ(failed, kTasks / 100);
   for (uint64_t tag = 0; tag < kTasks; ++tag) ASSERT_EQ(seen[tag], 1) << "tag " << tag;
+  EXPECT_EQ(d->Stop(), 0);
+}
+
+TEST(RunBatches, TenThousandTasksInBatchesEachTagComesBackOnceAndResultsShareMessages) {
+  auto d = StartDaemon({"--workers", "2"});
+  ASSERT_TRUE(d);
+  auto stub = d->NewStub();
+  grpc::ClientContext context;
+  auto stream = stub->RunBatches(&context);
+  constexpr uint64_t kTasks = 10000, kPerBatch = 250;
+  std::thread writer([&] {
+    for (uint64_t first = 0; first < kTasks; first += kPerBatch) {
+      v1::TaskBatch batch;
+      for (uint64_t tag = first; tag < first + kPerBatch; ++tag) {
+        v1::TaskRequest* r = batch.add_tasks();
+        *r = tag % 100 == 7 ? Request("fib", {{"n", "99"}}) : Request("noop", {});
+        r->set_payload(absl::StrCat("p", tag));
+        r->set_tag(tag);
+      }
+      if (!stream->Write(batch)) break;
+    }
+    // An empty batch is fine, and answered by nothing.
+    stream->Write(v1::TaskBatch());
+    stream->WritesDone();
+  });
+  std::vector<int> seen(kTasks, 0);
+  v1::ResultBatch batch;
+  uint64_t received = 0, failed = 0, messages = 0;
+  while (stream->Read(&batch)) {
+    ++messages;
+    EXPECT_GT(batch.results_size(), 0);
+    for (const v1::TaskResult& result : batch.results()) {
+      ++received;
+      ASSERT_LT(result.tag(), kTasks);
+      ++seen[result.tag()];
+      if (result.tag() % 100 == 7) {
+        EXPECT_EQ(result.code(), grpc::StatusCode::INVALID_ARGUMENT);
+        ++failed;
+      } else {
+        EXPECT_EQ(result.code(), 0) << result.error();
+        EXPECT_EQ(result.output(), absl::StrCat("p", result.tag()));
+      }
+    }
+  }
+  writer.join();
+  EXPECT_TRUE(stream->Finish().ok());
+  EXPECT_EQ(received, kTasks);
+  EXPECT_EQ(failed, kTasks / 100);
+  for (uint64_t tag = 0; tag < kTasks; ++tag) ASSERT_EQ(seen[tag], 1) << "tag " << tag;
+  // Results ready together leave together (a refused batch alone is 100 results at once).
+  EXPECT_LT(messages, kTasks / 2) << "results were not batched";
   EXPECT_EQ(d->Stop(), 0);
 }
 
@@ -245,6 +297,20 @@ TEST(Cancel, AbandonedRunStreamCancelsItsTasks) {
     return s.counters().cancelled() == 4 && s.pools(0).busy() == 0 && s.pools(1).busy() == 0 &&
            s.pools(0).queued() == 0 && s.pools(1).queued() == 0;
   }));
+}
+
+TEST(Timeouts, ARunCallsDeadlineDoesNotLiftThePoolsTimeout) {
+  auto d = StartDaemon({"--workers", "1"}, "[io]\ntask_timeout_ms = 400\n");
+  ASSERT_TRUE(d);
+  auto stub = d->NewStub();
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  v1::TaskResult r;
+  const auto start = std::chrono::steady_clock::now();
+  const grpc::Status s = stub->Run(&context, Request("sleep", {{"ms", "3000"}}), &r);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED) << s.error_message();
+  EXPECT_THAT(s.error_message(), HasSubstr("timeout of 400 ms"));
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(2500));
 }
 
 TEST(Priorities, HigherPriorityIsDispatchedFirst) {

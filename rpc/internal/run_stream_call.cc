@@ -1,5 +1,6 @@
 #include "rpc/internal/run_stream_call.h"
 
+#include <type_traits>
 #include <vector>
 
 #include "boost/asio/post.hpp"
@@ -7,19 +8,34 @@
 
 namespace crunch::rpc::internal {
 
-RunStreamCall::RunStreamCall(crunch::v1::Crunch::AsyncService* service,
-                             grpc::ServerCompletionQueue* cq, boost::asio::io_context* io,
-                             daemon::Scheduler* scheduler)
+namespace {
+
+// A result batch stops growing past this many bytes of outputs and errors
+// (it always holds at least one result, whatever its size).
+constexpr size_t kResultBatchBytes = 1 << 20;
+
+}  // namespace
+
+template <typename Messages>
+StreamCall<Messages>::StreamCall(crunch::v1::Crunch::AsyncService* service,
+                                 grpc::ServerCompletionQueue* cq, boost::asio::io_context* io,
+                                 daemon::Scheduler* scheduler)
     : service_(service), cq_(cq), io_(io), scheduler_(scheduler), stream_(&context_) {
   context_.AsyncNotifyWhenDone(&done_tag_);
-  service_->RequestRunStream(&context_, &stream_, cq_, cq_, &accept_tag_);
+  if constexpr (std::is_same_v<Messages, SingleTaskMessages>) {
+    service_->RequestRunStream(&context_, &stream_, cq_, cq_, &accept_tag_);
+  } else {
+    service_->RequestRunBatches(&context_, &stream_, cq_, cq_, &accept_tag_);
+  }
 }
 
-void RunStreamCall::Unref() {
+template <typename Messages>
+void StreamCall<Messages>::Unref() {
   if (refs_.fetch_sub(1) == 1) delete this;
 }
 
-void RunStreamCall::OnEvent(Op op, bool ok) {
+template <typename Messages>
+void StreamCall<Messages>::OnEvent(Op op, bool ok) {
   switch (op) {
     case Op::kAccept:
       if (!ok) {  // Shutting down: no call was started, and no done report will come.
@@ -36,13 +52,25 @@ void RunStreamCall::OnEvent(Op op, bool ok) {
         MaybeFinishLocked();
         return;
       }
-      {
-        std::lock_guard<std::mutex> lock(mu_);
-        ++outstanding_;
+      if constexpr (std::is_same_v<Messages, SingleTaskMessages>) {
+        {
+          std::lock_guard<std::mutex> lock(mu_);
+          ++outstanding_;
+        }
+        boost::asio::post(*io_, [this, request = std::move(incoming_)]() mutable {
+          SubmitOnIoThread(std::move(request));
+        });
+      } else if (incoming_.tasks_size() > 0) {
+        {
+          std::lock_guard<std::mutex> lock(mu_);
+          outstanding_ += static_cast<uint64_t>(incoming_.tasks_size());
+        }
+        boost::asio::post(*io_, [this, batch = std::move(incoming_)]() mutable {
+          for (crunch::v1::TaskRequest& request : *batch.mutable_tasks()) {
+            SubmitOnIoThread(std::move(request));
+          }
+        });
       }
-      boost::asio::post(*io_, [this, request = std::move(incoming_)]() mutable {
-        SubmitOnIoThread(std::move(request));
-      });
       incoming_.Clear();
       stream_.Read(&incoming_, &read_tag_);
       return;
@@ -78,13 +106,15 @@ void RunStreamCall::OnEvent(Op op, bool ok) {
   }
 }
 
-void RunStreamCall::CancelTasksOnIoThread() {
+template <typename Messages>
+void StreamCall<Messages>::CancelTasksOnIoThread() {
   // Cancel() ends each task at once, and its callback leaves live_tasks_.
   const std::vector<uint64_t> ids(live_tasks_.begin(), live_tasks_.end());
   for (uint64_t id : ids) (void)scheduler_->Cancel(id);
 }
 
-void RunStreamCall::SubmitOnIoThread(crunch::v1::TaskRequest request) {
+template <typename Messages>
+void StreamCall<Messages>::SubmitOnIoThread(crunch::v1::TaskRequest request) {
   const uint64_t tag = request.tag();
   absl::StatusOr<uint64_t> id =
       scheduler_->Submit(FromProto(std::move(request)), [this](const daemon::TaskResult& result) {
@@ -102,7 +132,8 @@ void RunStreamCall::SubmitOnIoThread(crunch::v1::TaskRequest request) {
   }
 }
 
-void RunStreamCall::Enqueue(crunch::v1::TaskResult result) {
+template <typename Messages>
+void StreamCall<Messages>::Enqueue(crunch::v1::TaskResult result) {
   std::lock_guard<std::mutex> lock(mu_);
   --outstanding_;
   if (broken_) {
@@ -113,9 +144,22 @@ void RunStreamCall::Enqueue(crunch::v1::TaskResult result) {
   if (!write_in_flight_) WriteNextLocked();
 }
 
-void RunStreamCall::WriteNextLocked() {
-  writing_ = std::move(pending_writes_.front());
-  pending_writes_.pop_front();
+template <typename Messages>
+void StreamCall<Messages>::WriteNextLocked() {
+  if constexpr (std::is_same_v<Messages, SingleTaskMessages>) {
+    writing_ = std::move(pending_writes_.front());
+    pending_writes_.pop_front();
+  } else {
+    writing_.Clear();
+    size_t bytes = 0;
+    do {
+      crunch::v1::TaskResult& next = pending_writes_.front();
+      bytes += next.output().size() + next.error().size();
+      *writing_.add_results() = std::move(next);
+      pending_writes_.pop_front();
+    } while (!pending_writes_.empty() &&
+             bytes + pending_writes_.front().output().size() <= kResultBatchBytes);
+  }
   write_in_flight_ = true;
   grpc::WriteOptions options;
   // More results are queued: let gRPC coalesce them into fewer frames.
@@ -123,7 +167,8 @@ void RunStreamCall::WriteNextLocked() {
   stream_.Write(writing_, options, &write_tag_);
 }
 
-void RunStreamCall::MaybeFinishLocked() {
+template <typename Messages>
+void StreamCall<Messages>::MaybeFinishLocked() {
   if (finishing_ || !reads_done_ || outstanding_ > 0 || write_in_flight_ ||
       !pending_writes_.empty()) {
     return;
@@ -131,5 +176,8 @@ void RunStreamCall::MaybeFinishLocked() {
   finishing_ = true;
   stream_.Finish(grpc::Status::OK, &finish_tag_);
 }
+
+template class StreamCall<SingleTaskMessages>;
+template class StreamCall<TaskBatchMessages>;
 
 }  // namespace crunch::rpc::internal

@@ -1,4 +1,7 @@
-// RunStreamCall: one RunStream RPC, many tasks on one bidirectional stream.
+// StreamCall: one RunStream or RunBatches RPC, many tasks on one bidirectional
+// stream. RunStreamCall carries one task per message each way; RunBatchesCall
+// several (a TaskBatch in, a ResultBatch out holding every result ready when
+// it is written, up to about 1 MiB of outputs). Everything else is the same.
 //
 // Reads and writes are independent: the completion-queue thread keeps one
 // Read() outstanding and posts each request to the io_context, where the
@@ -36,28 +39,43 @@
 
 namespace crunch::rpc::internal {
 
-class RunStreamCall {
+// One task per message: RunStream.
+struct SingleTaskMessages {
+  using In = crunch::v1::TaskRequest;
+  using Out = crunch::v1::TaskResult;
+};
+// Several tasks per message: RunBatches.
+struct TaskBatchMessages {
+  using In = crunch::v1::TaskBatch;
+  using Out = crunch::v1::ResultBatch;
+};
+
+template <typename Messages>
+class StreamCall {
  public:
   static void Listen(crunch::v1::Crunch::AsyncService* service, grpc::ServerCompletionQueue* cq,
                      boost::asio::io_context* io, daemon::Scheduler* scheduler) {
-    new RunStreamCall(service, cq, io, scheduler);
+    new StreamCall(service, cq, io, scheduler);
   }
 
  private:
   enum class Op { kAccept, kRead, kWrite, kFinish, kDone };
   class OpTag final : public Tag {
    public:
-    OpTag(RunStreamCall* call, Op op) : call_(call), op_(op) {}
+    OpTag(StreamCall* call, Op op) : call_(call), op_(op) {}
     void Proceed(bool ok) override { call_->OnEvent(op_, ok); }
 
    private:
-    RunStreamCall* call_;
+    StreamCall* call_;
     Op op_;
   };
 
-  RunStreamCall(crunch::v1::Crunch::AsyncService* service, grpc::ServerCompletionQueue* cq,
-                boost::asio::io_context* io, daemon::Scheduler* scheduler);
-  ~RunStreamCall() = default;
+  using In = typename Messages::In;
+  using Out = typename Messages::Out;
+
+  StreamCall(crunch::v1::Crunch::AsyncService* service, grpc::ServerCompletionQueue* cq,
+             boost::asio::io_context* io, daemon::Scheduler* scheduler);
+  ~StreamCall() = default;
 
   void OnEvent(Op op, bool ok);
   void SubmitOnIoThread(crunch::v1::TaskRequest request);
@@ -72,8 +90,8 @@ class RunStreamCall {
   boost::asio::io_context* io_;
   daemon::Scheduler* scheduler_;
   grpc::ServerContext context_;
-  grpc::ServerAsyncReaderWriter<crunch::v1::TaskResult, crunch::v1::TaskRequest> stream_;
-  crunch::v1::TaskRequest incoming_;  // Owned by the outstanding Read().
+  grpc::ServerAsyncReaderWriter<Out, In> stream_;
+  In incoming_;  // Owned by the outstanding Read().
   OpTag accept_tag_{this, Op::kAccept};
   OpTag read_tag_{this, Op::kRead};
   OpTag write_tag_{this, Op::kWrite};
@@ -84,13 +102,16 @@ class RunStreamCall {
 
   std::mutex mu_;
   std::deque<crunch::v1::TaskResult> pending_writes_ ABSL_GUARDED_BY(mu_);
-  crunch::v1::TaskResult writing_ ABSL_GUARDED_BY(mu_);
+  Out writing_ ABSL_GUARDED_BY(mu_);
   bool write_in_flight_ ABSL_GUARDED_BY(mu_) = false;
   bool reads_done_ ABSL_GUARDED_BY(mu_) = false;
   bool broken_ ABSL_GUARDED_BY(mu_) = false;  // A write failed: the client is gone.
   bool finishing_ ABSL_GUARDED_BY(mu_) = false;
   uint64_t outstanding_ ABSL_GUARDED_BY(mu_) = 0;  // Tasks read whose result is not queued yet.
 };
+
+using RunStreamCall = StreamCall<SingleTaskMessages>;
+using RunBatchesCall = StreamCall<TaskBatchMessages>;
 
 }  // namespace crunch::rpc::internal
 

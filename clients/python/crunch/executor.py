@@ -2,9 +2,10 @@
 
 Design. An Executor owns one channel per daemon, used from an asyncio event
 loop on a thread of its own ("crunch.Executor loop", one for all the executors
-of a process; see _shared_loop). Every task goes over one of a few RunStream
-calls (`streams`, default 4), tagged with a number unique to the executor; its
-result comes back with the tag, in completion order. With several daemons the
+of a process; see _shared_loop). Every task goes over one of a few RunBatches
+calls (`streams`, default 4: RunStream with several tasks per message each
+way), tagged with a number unique to the executor; its result comes back with
+the tag, in completion order. With several daemons the
 streams are dealt to them in turn (stream i to daemon i % n, at least one
 each), and since every sender takes the next task from the one outbox, each
 daemon gets tasks as fast as it answers them: equal hosts share evenly, a
@@ -14,13 +15,19 @@ faster one takes more (as crunchctl's batch does).
              its tag and appends it to the outbox (a deque). It never blocks;
              it wakes the loop only when every sender is idle.
   senders    (one coroutine per stream, on the loop) take tasks from the outbox
-             in order, wait for one of max_in_flight slots (one semaphore for
-             all streams), mark the Future running and write the request. A
-             Future cancelled before this point is dropped here; one marked
-             running can no longer be cancelled (see Future.cancel below).
-  receivers  (one coroutine per stream) read results, free a slot and resolve
-             the Future by tag: set_result(output) or set_exception(the
-             TaskError subclass).
+             in order, each with one of max_in_flight slots (one semaphore for
+             all streams) and one of the stream's even share of them (so that
+             with several daemons each gets its share of the tasks in flight,
+             and a faster one finishes more), mark the Futures running and
+             write them as one
+             TaskBatch: the next task (waiting for a slot if need be) and
+             whatever else is queued and has a free slot, so a lone task is
+             sent at once and a burst costs one message. A Future cancelled
+             before this point is dropped here; one marked running can no
+             longer be cancelled (see Future.cancel below).
+  receivers  (one coroutine per stream) read result batches, free a slot per
+             result and resolve the Future by tag: set_result(output) or
+             set_exception(the TaskError subclass).
 
 Why a loop and several streams, not a sender and a receiver thread on one
 stream: grpc's blocking API hands every message between Python threads (its
@@ -64,7 +71,10 @@ from crunch import errors
 from crunch._address import Address, parse_address_list
 from crunch._channel import ChannelOptions, channel_args
 from crunch._convert import Payload, payload_bytes, status_code, task_request
-from crunch._stubs import pb_grpc
+from crunch._stubs import pb, pb_grpc
+
+# The most tasks sent in one RunBatches message.
+_MAX_BATCH = 256
 
 
 class Executor(concurrent.futures.Executor):
@@ -215,7 +225,7 @@ class Executor(concurrent.futures.Executor):
             stubs = [pb_grpc.CrunchStub(channel) for channel in channels]
             # Stream i goes to daemon i % n: round-robin, and every daemon gets one.
             targets = [i % len(stubs) for i in range(self._streams)]
-            self._calls = [stubs[i].RunStream() for i in targets]
+            self._calls = [stubs[i].RunBatches() for i in targets]
             await asyncio.gather(
                 *(self._stream(call, self.addresses[i]) for call, i in zip(self._calls, targets))
             )
@@ -227,19 +237,24 @@ class Executor(concurrent.futures.Executor):
             await asyncio.gather(*(channel.close() for channel in channels))
 
     async def _stream(self, call: Any, target: str) -> None:
-        sender = asyncio.ensure_future(self._send(call))
+        # This stream's even share of max_in_flight, so that one stream's
+        # batch cannot take every task from the others (and their daemons).
+        share = asyncio.Semaphore(-(-self._max_in_flight // self._streams))
+        sender = asyncio.ensure_future(self._send(call, share))
         pending, slots, ok, eof = self._pending, self._slots, 0, grpc.aio.EOF
         try:
             while True:
-                r = await call.read()
-                if r is eof:
+                batch = await call.read()
+                if batch is eof:
                     break
-                future = pending.pop(r.tag)
-                slots.release()
-                if r.code == ok:
-                    future.set_result(r.output)
-                else:
-                    future.set_exception(errors.error_for(status_code(r.code), r.error))
+                for r in batch.results:
+                    future = pending.pop(r.tag)
+                    share.release()
+                    slots.release()
+                    if r.code == ok:
+                        future.set_result(r.output)
+                    else:
+                        future.set_exception(errors.error_for(status_code(r.code), r.error))
         except grpc.RpcError as e:
             self._fail(errors.from_rpc_error(e, target))
         except asyncio.CancelledError:
@@ -248,15 +263,15 @@ class Executor(concurrent.futures.Executor):
         finally:
             sender.cancel()
 
-    async def _send(self, call: Any) -> None:
+    async def _send(self, call: Any, share: asyncio.Semaphore) -> None:
         try:
-            await self._send_all(call)
+            await self._send_all(call, share)
         except (grpc.RpcError, asyncio.InvalidStateError):
             pass  # The call ended; its receiver reports why.
         except Exception as e:  # noqa: BLE001 - a bug here must not strand the futures.
             self._fail(errors.TaskError(f"crunch.Executor sender failed: {e!r}"))
 
-    async def _send_all(self, call: Any) -> None:
+    async def _send_all(self, call: Any, share: asyncio.Semaphore) -> None:
         outbox, pending, slots, kick = self._outbox, self._pending, self._slots, self._kick
         while self._broken is None:
             if not outbox:
@@ -271,17 +286,28 @@ class Executor(concurrent.futures.Executor):
                     await kick.wait()
                     kick.clear()
                 continue
-            future, request = outbox.popleft()
-            await slots.acquire()
-            try:
-                running = future.set_running_or_notify_cancel()
-            except RuntimeError:  # Already failed by _fail.
-                running = False
-            if running:
-                await call.write(request)
-            else:
-                pending.pop(request.tag, None)
-                slots.release()
+            # A batch: the next task (waiting for a slot if need be), then as
+            # many more as are queued and have a free slot, so a lone task
+            # goes at once and a burst shares one message.
+            batch = pb.TaskBatch()
+            while outbox and len(batch.tasks) < _MAX_BATCH:
+                if batch.tasks and (share.locked() or slots.locked()):
+                    break
+                future, request = outbox.popleft()
+                await share.acquire()
+                await slots.acquire()
+                try:
+                    running = future.set_running_or_notify_cancel()
+                except RuntimeError:  # Already failed by _fail.
+                    running = False
+                if running:
+                    batch.tasks.append(request)
+                else:
+                    pending.pop(request.tag, None)
+                    share.release()
+                    slots.release()
+            if batch.tasks:
+                await call.write(batch)
 
     def _fail(self, failure: errors.TaskError) -> None:
         # On the loop thread. The first failure wins; later ones are its echoes.
