@@ -199,6 +199,10 @@ std::string RenderMetrics(const TaskMetrics& tasks, const SchedulerSnapshot& sna
                   tasks.run_[static_cast<size_t>(pool)]);
   }
 
+  out.Family("crunchd_arena_bytes_in_use", "gauge",
+             "Bytes of the shared payload arena held by tasks' inputs and outputs.");
+  out.Sample("crunchd_arena_bytes_in_use", "", snapshot.arena_bytes_in_use);
+
   out.Family("crunchd_worker_up", "gauge",
              "1 if the worker process in this slot is attached and serving, else 0.");
   for (const WorkerSnapshot& w : snapshot.workers) {

@@ -549,6 +549,7 @@ SchedulerSnapshot Scheduler::Snapshot() const {
   s.rejected = rejected_;
   s.cancelled = cancelled_;
   for (const auto& [code, n] : failed_by_code_) s.failed_by_code[CodeName(code)] = n;
+  s.arena_bytes_in_use = cpu_->arena_bytes_in_use();
   s.draining = draining_;
   return s;
 }

@@ -76,6 +76,7 @@ struct SchedulerSnapshot {
   uint64_t rejected = 0;
   uint64_t cancelled = 0;
   std::map<std::string, uint64_t> failed_by_code;
+  uint64_t arena_bytes_in_use = 0;  // Payloads and outputs in shared memory.
   bool draining = false;
 };
 

@@ -121,6 +121,14 @@ TEST(Metrics, CountsRealTasksAndPromtoolAcceptsTheText) {
   EXPECT_GE(Value(text, R"(crunchd_task_run_seconds_sum{pool="cpu"})"), 0.05);
   EXPECT_EQ(Value(text, R"(crunchd_task_run_seconds_count{pool="io"})"), 1);
   EXPECT_EQ(Value(text, R"(crunchd_pool_size{pool="cpu"})"), 2);
+  // A worker killed for a timeout gives its extents back when its death is
+  // processed, which may come just after the task's answer.
+  double arena = Value(text, "crunchd_arena_bytes_in_use");
+  for (int i = 0; i < 200 && arena != 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    arena = Value(Fetch(port, "/metrics").body, "crunchd_arena_bytes_in_use");
+  }
+  EXPECT_EQ(arena, 0) << "every task ended: nothing may stay in the arena";
   EXPECT_EQ(Value(text, R"(crunchd_pool_size{pool="io"})"), 16);
   // The killed worker (and maybe the timed-out spin's, if the daemon's timer
   // was first to notice rather than the kernel itself).

@@ -917,9 +917,8 @@ TEST(Chaos, EveryAcceptedTaskEndsExactlyOnceAndNothingLeaks) {
   EXPECT_EQ(metrics["crunchd_tasks_in_flight{pool=\"io\"}"], 0);
   EXPECT_EQ(metrics["crunchd_queue_depth{pool=\"cpu\"}"], 0);
   EXPECT_EQ(metrics["crunchd_queue_depth{pool=\"io\"}"], 0);
-  if (metrics.contains("crunchd_arena_bytes_in_use")) {
-    EXPECT_EQ(metrics["crunchd_arena_bytes_in_use"], 0) << "arena extents leaked";
-  }
+  ASSERT_TRUE(metrics.contains("crunchd_arena_bytes_in_use"));
+  EXPECT_EQ(metrics["crunchd_arena_bytes_in_use"], 0) << "arena extents leaked";
   // The arena is 4 MiB: extents leaked by killed workers would leave no room
   // for two 1 MiB tasks at once, which would then wait until their timeout.
   {
