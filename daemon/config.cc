@@ -48,8 +48,8 @@ namespace {
 constexpr absl::string_view kServerKeys[] = {"listen", "drain_grace_ms", "result_ttl_ms",
                                              "max_kept_results"};
 constexpr absl::string_view kCpuKeys[] = {
-    "workers", "queue_capacity", "task_timeout_ms", "in_flight_per_worker",
-    "spin_ns", "arena_bytes",    "worker_path"};
+    "workers",     "queue_capacity", "task_timeout_ms",      "in_flight_per_worker", "spin_ns",
+    "arena_bytes", "worker_path",    "max_tasks_per_worker", "max_worker_rss_bytes"};
 constexpr absl::string_view kIoKeys[] = {"threads", "queue_capacity", "task_timeout_ms", "data_dir",
                                          "http_allow"};
 constexpr absl::string_view kLimitsKeys[] = {"max_payload_bytes", "max_output_bytes"};
@@ -90,6 +90,10 @@ constexpr IntRule kTaskTimeoutMsRule{.min = 1, .max = 86'400'000};
 constexpr IntRule kInFlightPerWorkerRule{.min = 1, .max = 64};
 constexpr IntRule kSpinNsRule{.min = 0, .max = 10'000'000};
 constexpr IntRule kArenaBytesRule{.min = kMiB, .max = 64 * kGiB, .bytes = true};
+constexpr IntRule kMaxTasksPerWorkerRule{
+    .min = 1, .max = 1'000'000'000'000, .zero_means = "never recycle"};
+constexpr IntRule kMaxWorkerRssRule{
+    .min = kMiB, .max = 1024 * kGiB, .bytes = true, .zero_means = "no limit"};
 constexpr IntRule kIoThreadsRule{.min = 1, .max = 1024};
 constexpr IntRule kMaxPayloadBytesRule{.min = 0, .max = kGiB, .bytes = true};
 constexpr IntRule kMaxOutputBytesRule{.min = kKiB, .max = kGiB, .bytes = true};
@@ -483,7 +487,10 @@ absl::Status ReadCpu(const TableReader& t, CpuConfig* c) {
       t.Int("in_flight_per_worker", kInFlightPerWorkerRule, &c->in_flight_per_worker));
   CRUNCH_RETURN_IF_ERROR(t.Int("spin_ns", kSpinNsRule, &c->spin_ns));
   CRUNCH_RETURN_IF_ERROR(t.Int("arena_bytes", kArenaBytesRule, &c->arena_bytes));
-  return t.Path("worker_path", &c->worker_path);
+  CRUNCH_RETURN_IF_ERROR(t.Path("worker_path", &c->worker_path));
+  CRUNCH_RETURN_IF_ERROR(
+      t.Int("max_tasks_per_worker", kMaxTasksPerWorkerRule, &c->max_tasks_per_worker));
+  return t.Int("max_worker_rss_bytes", kMaxWorkerRssRule, &c->max_worker_rss_bytes);
 }
 
 absl::Status ReadIo(const TableReader& t, IoConfig* c) {
@@ -725,6 +732,8 @@ std::string DescribeConfig(const Config& config) {
       "spin_ns = ", cpu.spin_ns, "\n",
       "arena_bytes = ", cpu.arena_bytes, "\n",
       "worker_path = ", TomlString(cpu.worker_path), "\n",
+      "max_tasks_per_worker = ", cpu.max_tasks_per_worker, "\n",
+      "max_worker_rss_bytes = ", cpu.max_worker_rss_bytes, "\n",
       "\n[io]\n",
       "threads = ", io.threads, "\n",
       "queue_capacity = ", io.queue_capacity, "\n",

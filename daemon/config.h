@@ -72,6 +72,12 @@ struct CpuConfig {
   uint64_t arena_bytes = 1ull << 30;
   // Absolute path, or "" for crunch_worker next to the crunchd executable (resolved elsewhere).
   std::string worker_path;
+  // Recycling: a worker is replaced between tasks once it has completed this
+  // many tasks (0: never; else 1..10^12) ...
+  uint64_t max_tasks_per_worker = 0;
+  // ... or once its resident memory exceeds this (0: never; else 1 MiB..1 TiB,
+  // checked about once a second while it works).
+  uint64_t max_worker_rss_bytes = 0;
 
   bool operator==(const CpuConfig&) const = default;
 };

@@ -78,6 +78,8 @@ in_flight_per_worker = 64
 spin_ns = 0
 arena_bytes = 2_147_483_648
 worker_path = "/opt/crunch/bin/crunch_worker"
+max_tasks_per_worker = 1000
+max_worker_rss_bytes = 268435456
 
 [io]
 threads = 5
@@ -111,6 +113,8 @@ Config EveryKeyConfig() {
   c.cpu.spin_ns = 0;
   c.cpu.arena_bytes = 2ull << 30;
   c.cpu.worker_path = "/opt/crunch/bin/crunch_worker";
+  c.cpu.max_tasks_per_worker = 1000;
+  c.cpu.max_worker_rss_bytes = 256ull << 20;
   c.io.threads = 5;
   c.io.queue_capacity = 13;
   c.io.task_timeout_ms = 14;
@@ -166,7 +170,8 @@ TEST(ParseConfig, RejectsUnknownKeyNamingTheTable) {
   EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(status.message(),
             "crunchd.toml:4: unknown key 'worker' in [cpu]; known keys: workers, queue_capacity, "
-            "task_timeout_ms, in_flight_per_worker, spin_ns, arena_bytes, worker_path");
+            "task_timeout_ms, in_flight_per_worker, spin_ns, arena_bytes, worker_path, "
+            "max_tasks_per_worker, max_worker_rss_bytes");
 }
 
 TEST(ParseConfig, UnknownKeySaysWhichTableItBelongsIn) {
@@ -593,7 +598,7 @@ TEST(DefaultToml, DocumentsEveryKey) {
   const std::set<std::string> documented =
       QualifiedKeys(Uncommented(ReadFile(CRUNCH_DEFAULT_TOML)));
   const std::set<std::string> known = QualifiedKeys(DescribeConfig(Config{}));
-  EXPECT_EQ(known.size(), 21u);
+  EXPECT_EQ(known.size(), 23u);
   EXPECT_EQ(documented, known);
 }
 

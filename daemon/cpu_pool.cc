@@ -19,6 +19,8 @@ constexpr std::chrono::seconds kAttachTimeout{10};
 constexpr std::chrono::milliseconds kMaxBackoff{5000};
 // A worker that lived this long before dying starts its slot's backoff afresh.
 constexpr std::chrono::seconds kHealthyLifetime{10};
+// How often a working worker's RSS is read for max_worker_rss_bytes.
+constexpr std::chrono::seconds kRssCheckInterval{1};
 
 uint32_t NextPowerOfTwo(uint32_t n) {
   uint32_t p = 1;
@@ -96,6 +98,9 @@ absl::Status CpuPool::Spawn(Worker& w) {
   w.pid = static_cast<uint32_t>(w.child->pid());
   w.state = State::kStarting;
   w.started = std::chrono::steady_clock::now();
+  w.rss_checked = w.started;
+  w.tasks_this_life = 0;
+  w.retiring = false;
   int fd = ::fcntl(w.child->pidfd(), F_DUPFD_CLOEXEC, 0);
   if (fd < 0) return absl::InternalError(absl::StrCat("dup(pidfd): ", std::strerror(errno)));
   w.exit_watch.assign(fd);
@@ -141,6 +146,7 @@ void CpuPool::OnWake(Worker& w) {
   const size_t before = w.in_flight.size();
   if (w.state == State::kReady) DrainCompletions(w);
   capacity = capacity || w.in_flight.size() < before;
+  MaybeRecycle(w);
   ArmWake(w);
   if (capacity) listener_->OnCpuCapacity();
 }
@@ -162,6 +168,7 @@ void CpuPool::DrainCompletions(Worker& w) {
     }
     slot_of_task_.erase(c.task_id);
     ++w.tasks_done;
+    ++w.tasks_this_life;
     w.consecutive_failures = 0;
     listener_->OnCpuTaskDone(c.task_id, static_cast<absl::StatusCode>(c.status), c.output, w.pid);
   });
@@ -170,6 +177,36 @@ void CpuPool::DrainCompletions(Worker& w) {
                   n.status().message());
     (void)w.child->Signal(SIGKILL);
   }
+}
+
+void CpuPool::MaybeRecycle(Worker& w) {
+  if (w.state != State::kReady || !w.child) return;
+  if (!w.retiring) {
+    std::string why;
+    const auto now = std::chrono::steady_clock::now();
+    if (options_.max_tasks_per_worker != 0 && w.tasks_this_life >= options_.max_tasks_per_worker) {
+      why = absl::StrCat("completed ", w.tasks_this_life, " tasks ([cpu] max_tasks_per_worker ",
+                         options_.max_tasks_per_worker, ")");
+    } else if (options_.max_worker_rss_bytes != 0 && now - w.rss_checked >= kRssCheckInterval) {
+      w.rss_checked = now;
+      if (const uint64_t rss = ReadRss(w.pid); rss > options_.max_worker_rss_bytes) {
+        why = absl::StrCat("uses ", rss, " bytes of memory ([cpu] max_worker_rss_bytes ",
+                           options_.max_worker_rss_bytes, ")");
+      }
+    }
+    if (why.empty()) return;
+    w.retiring = true;
+    spdlog::info("worker {} (slot {}) {}: replacing it once its tasks are done", w.pid, w.slot,
+                 why);
+  }
+  if (!w.in_flight.empty() || w.recycled) return;
+  w.recycled = true;
+  (void)w.child->Signal(SIGKILL);  // It holds no task.
+}
+
+void CpuPool::SetRecycling(uint64_t max_tasks_per_worker, uint64_t max_worker_rss_bytes) {
+  options_.max_tasks_per_worker = max_tasks_per_worker;
+  options_.max_worker_rss_bytes = max_worker_rss_bytes;
 }
 
 void CpuPool::OnExit(Worker& w) {
@@ -195,15 +232,24 @@ void CpuPool::OnExit(Worker& w) {
   w.child.reset();
   w.timer.cancel();
   const bool was_starting = w.state == State::kStarting;
-  const bool killed_by_daemon = w.killed_by_daemon;
+  const bool killed_by_daemon = w.killed_by_daemon || w.recycled;
+  const bool recycled = w.recycled && held.empty();
   w.killed_by_daemon = false;
+  w.recycled = false;
   w.state = State::kRestarting;
   w.pid = 0;
-  ++w.restarts;
-  if (std::chrono::steady_clock::now() - w.started >= kHealthyLifetime) w.consecutive_failures = 0;
-  ++w.consecutive_failures;
-  spdlog::warn("worker {} (slot {}) {}{}; {} task(s) were on it", pid, w.slot, cause,
-               was_starting ? " before attaching" : "", held.size());
+  if (recycled) {
+    ++w.recycles;
+    spdlog::debug("worker {} (slot {}) recycled", pid, w.slot);
+  } else {
+    ++w.restarts;
+    if (std::chrono::steady_clock::now() - w.started >= kHealthyLifetime) {
+      w.consecutive_failures = 0;
+    }
+    ++w.consecutive_failures;
+    spdlog::warn("worker {} (slot {}) {}{}; {} task(s) were on it", pid, w.slot, cause,
+                 was_starting ? " before attaching" : "", held.size());
+  }
   listener_->OnCpuWorkerLost(pid, cause, std::move(held), killed_by_daemon);
   ScheduleRespawn(w);
 }
@@ -241,7 +287,7 @@ CpuPool::DispatchResult CpuPool::Dispatch(uint64_t task_id, uint32_t kind_index,
                                           uint32_t* worker_pid) {
   Worker* best = nullptr;
   for (auto& w : workers_) {
-    if (w->state != State::kReady || w->in_flight.size() >= DepthFor(*w)) continue;
+    if (w->state != State::kReady || w->retiring || w->in_flight.size() >= DepthFor(*w)) continue;
     if (best == nullptr || w->in_flight.size() < best->in_flight.size()) best = w.get();
     if (best->in_flight.empty()) break;
   }
@@ -277,7 +323,9 @@ void CpuPool::Flush() {
 
 bool CpuPool::HasCapacity() const {
   for (const auto& w : workers_) {
-    if (w->state == State::kReady && w->in_flight.size() < DepthFor(*w)) return true;
+    if (w->state == State::kReady && !w->retiring && w->in_flight.size() < DepthFor(*w)) {
+      return true;
+    }
   }
   return false;
 }
@@ -362,6 +410,7 @@ std::vector<WorkerSnapshot> CpuPool::Snapshot() const {
     }
     s.tasks_done = w->tasks_done;
     s.restarts = w->restarts;
+    s.recycles = w->recycles;
     if (!w->in_flight.empty()) s.current_kind = w->in_flight.front().kind;
     s.rss_bytes = ReadRss(w->pid);
     out.push_back(std::move(s));

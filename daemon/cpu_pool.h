@@ -17,6 +17,11 @@
 // daemon between them; medium ones 2 deep; long ones (> 5 ms) one at a time, so
 // a long task never holds others hostage while another worker could take them.
 //
+// Recycling: a worker that has completed max_tasks_per_worker tasks, or whose
+// RSS is over max_worker_rss_bytes (read from /proc about once a second while
+// it works), gets no new tasks; once it holds none it is killed and replaced
+// at once. That is not a failure: no backoff, and counted apart from restarts.
+//
 // Supervision: a worker that exits for any reason is reaped through its pidfd;
 // completions it published are still delivered, the tasks it held are handed
 // to the Listener (the first was running, the rest had not started), its arena
@@ -57,6 +62,8 @@ struct CpuPoolOptions {
   uint32_t in_flight_per_worker = 8;  // The most; see "Pipelining" above.
   uint64_t spin_ns = 50'000;
   uint64_t arena_bytes = 1ull << 30;
+  uint64_t max_tasks_per_worker = 0;  // 0: never recycle for the count.
+  uint64_t max_worker_rss_bytes = 0;  // 0: never recycle for memory.
 };
 
 struct WorkerSnapshot {
@@ -65,6 +72,7 @@ struct WorkerSnapshot {
   std::string state;  // starting, idle, busy, restarting
   uint64_t tasks_done = 0;
   uint32_t restarts = 0;
+  uint32_t recycles = 0;  // Replaced on purpose (max_tasks_per_worker, max_worker_rss_bytes).
   uint32_t current_kind = UINT32_MAX;  // CPU kind index of the running task, if busy.
   uint64_t rss_bytes = 0;
 };
@@ -120,6 +128,8 @@ class CpuPool {
   void Stop();
 
   std::vector<WorkerSnapshot> Snapshot() const;
+  // Changes the recycling limits (a reload); 0 turns one off.
+  void SetRecycling(uint64_t max_tasks_per_worker, uint64_t max_worker_rss_bytes);
   uint32_t size() const { return static_cast<uint32_t>(workers_.size()); }
   uint32_t busy() const;
   uint64_t arena_bytes_in_use() const { return arena_.bytes_in_use(); }
@@ -147,6 +157,11 @@ class CpuPool {
     int64_t service_ns = -1;  // EWMA of the time a task takes here; -1 = no sample yet.
     uint64_t tasks_done = 0;
     uint32_t restarts = 0;
+    uint32_t recycles = 0;
+    uint64_t tasks_this_life = 0;  // Completed by the current process.
+    std::chrono::steady_clock::time_point rss_checked;
+    bool retiring = false;  // To be recycled: gets no new tasks.
+    bool recycled = false;  // Killed for recycling, not for a fault.
     uint32_t consecutive_failures = 0;
     bool needs_ring = false;
     bool killed_by_daemon = false;  // KillWorkerHolding/KillWorkerPid was called.
@@ -163,6 +178,9 @@ class CpuPool {
   void OnExit(Worker& w);
   void ScheduleRespawn(Worker& w);
   void CheckAllReady();
+  // Marks `w` retiring if it is past a recycling limit; kills a retiring
+  // worker that holds no task.
+  void MaybeRecycle(Worker& w);
   // How many tasks `w` may hold at once, from its service-time estimate.
   uint32_t DepthFor(const Worker& w) const;
 

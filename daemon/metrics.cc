@@ -214,6 +214,12 @@ std::string RenderMetrics(const TaskMetrics& tasks, const SchedulerSnapshot& sna
   for (const WorkerSnapshot& w : snapshot.workers) {
     out.Sample("crunchd_worker_restarts_total", absl::StrCat("slot=\"", w.slot, "\""), w.restarts);
   }
+  out.Family("crunchd_worker_recycles_total", "counter",
+             "Times the worker process in this slot was replaced on purpose "
+             "([cpu] max_tasks_per_worker, max_worker_rss_bytes).");
+  for (const WorkerSnapshot& w : snapshot.workers) {
+    out.Sample("crunchd_worker_recycles_total", absl::StrCat("slot=\"", w.slot, "\""), w.recycles);
+  }
   out.Family("crunchd_worker_tasks_total", "counter",
              "Tasks the worker processes in this slot completed.");
   for (const WorkerSnapshot& w : snapshot.workers) {

@@ -46,6 +46,8 @@ absl::StatusOr<std::unique_ptr<Scheduler>> Scheduler::Create(boost::asio::io_con
   cpu.in_flight_per_worker = config.cpu.in_flight_per_worker;
   cpu.spin_ns = config.cpu.spin_ns;
   cpu.arena_bytes = config.cpu.arena_bytes;
+  cpu.max_tasks_per_worker = config.cpu.max_tasks_per_worker;
+  cpu.max_worker_rss_bytes = config.cpu.max_worker_rss_bytes;
   absl::StatusOr<std::unique_ptr<CpuPool>> pool = CpuPool::Create(io, cpu, s.get());
   if (!pool.ok()) return pool.status();
   s->cpu_ = *std::move(pool);
@@ -508,6 +510,7 @@ void Scheduler::Reload(const Config& config) {
   cpu_queue_.set_capacity(config.cpu.queue_capacity);
   io_queue_.set_capacity(config.io.queue_capacity);
   io_pool_->set_max_output_bytes(config.limits.max_output_bytes);
+  cpu_->SetRecycling(config.cpu.max_tasks_per_worker, config.cpu.max_worker_rss_bytes);
   auto restart_needed = [](const char* key, bool changed) {
     if (changed) spdlog::warn("config: a change to {} takes effect on restart", key);
   };

@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 
 #include <future>
+#include <map>
 #include <set>
 #include <thread>
 
@@ -311,6 +312,47 @@ TEST(Timeouts, ARunCallsDeadlineDoesNotLiftThePoolsTimeout) {
   EXPECT_EQ(s.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED) << s.error_message();
   EXPECT_THAT(s.error_message(), HasSubstr("timeout of 400 ms"));
   EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(2500));
+}
+
+TEST(Recycling, AWorkerIsReplacedAfterMaxTasksAndNoTaskFails) {
+  auto d = StartDaemon({"--workers", "1"}, "[cpu]\nmax_tasks_per_worker = 10\n");
+  ASSERT_TRUE(d);
+  auto stub = d->NewStub();
+  std::map<uint32_t, int> tasks_by_pid;
+  for (int i = 0; i < 35; ++i) {
+    grpc::ClientContext context;
+    v1::TaskResult r;
+    ASSERT_TRUE(stub->Run(&context, Request("fib", {{"n", "10"}}), &r).ok()) << i;
+    EXPECT_EQ(r.output(), "55");
+    ++tasks_by_pid[r.worker_pid()];
+  }
+  EXPECT_EQ(tasks_by_pid.size(), 4u) << "35 tasks at 10 per worker process";
+  for (const auto& [pid, n] : tasks_by_pid) EXPECT_LE(n, 10) << "worker " << pid;
+  absl::StatusOr<v1::DaemonStatus> s = d->Status();
+  ASSERT_TRUE(s.ok());
+  EXPECT_EQ(s->workers(0).restarts(), 0u) << "recycling is not a failure";
+  EXPECT_EQ(s->counters().failed(), 0u);
+}
+
+TEST(Recycling, AWorkerOverItsMemoryLimitIsReplaced) {
+  // Any crunch_worker is over 1 MiB resident.
+  auto d = StartDaemon({"--workers", "1"}, "[cpu]\nmax_worker_rss_bytes = 1048576\n");
+  ASSERT_TRUE(d);
+  auto stub = d->NewStub();
+  std::set<uint32_t> pids;
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (pids.size() < 2 && std::chrono::steady_clock::now() < give_up) {
+    grpc::ClientContext context;
+    v1::TaskResult r;
+    ASSERT_TRUE(stub->Run(&context, Request("spin", {{"ms", "50"}}), &r).ok());
+    pids.insert(r.worker_pid());
+  }
+  EXPECT_GE(pids.size(), 2u) << "the worker was never replaced";
+  EXPECT_THAT(d->Log(), HasSubstr("[cpu] max_worker_rss_bytes 1048576"));
+  absl::StatusOr<v1::DaemonStatus> s = d->Status();
+  ASSERT_TRUE(s.ok());
+  EXPECT_EQ(s->workers(0).restarts(), 0u);
+  EXPECT_EQ(s->counters().failed(), 0u);
 }
 
 TEST(Priorities, HigherPriorityIsDispatchedFirst) {
