@@ -285,10 +285,14 @@ CpuPool::DispatchResult CpuPool::Dispatch(uint64_t task_id, uint32_t kind_index,
                                           std::span<const std::span<const std::byte>> input_parts,
                                           uint64_t output_capacity, uint64_t deadline_ns,
                                           uint32_t* worker_pid) {
+  // The least loaded worker; among equals, the next after the last one used,
+  // so tasks arriving one at a time still spread over the pool.
   Worker* best = nullptr;
-  for (auto& w : workers_) {
+  const size_t n = workers_.size();
+  for (size_t i = 0; i < n; ++i) {
+    Worker* w = workers_[(next_worker_ + i) % n].get();
     if (w->state != State::kReady || w->retiring || w->in_flight.size() >= DepthFor(*w)) continue;
-    if (best == nullptr || w->in_flight.size() < best->in_flight.size()) best = w.get();
+    if (best == nullptr || w->in_flight.size() < best->in_flight.size()) best = w;
     if (best->in_flight.empty()) break;
   }
   if (best == nullptr) return DispatchResult::kNoWorker;
@@ -306,6 +310,7 @@ CpuPool::DispatchResult CpuPool::Dispatch(uint64_t task_id, uint32_t kind_index,
       if (best->child) (void)best->child->Signal(SIGKILL);
       return DispatchResult::kNoWorker;
   }
+  next_worker_ = (best->slot + 1) % n;
   best->in_flight.push_back({task_id, kind_index, std::chrono::steady_clock::now()});
   best->needs_ring = true;
   slot_of_task_[task_id] = best->slot;

@@ -11,6 +11,9 @@
 // to its Listener. Requests are published without waking the worker; Flush()
 // rings every worker that got some, once per dispatch round.
 //
+// Dispatch picks the least loaded worker, and among equals the next one after
+// the last used, so tasks arriving one at a time still spread over the pool.
+//
 // Pipelining adapts to task length: each worker keeps an estimate of its
 // service time (EWMA of completion intervals). Short tasks (<= 200 us) are
 // dispatched up to `in_flight_per_worker` deep, so a worker never waits for the
@@ -191,6 +194,7 @@ class CpuPool {
   ipc::ArenaAllocator arena_;
   std::vector<std::unique_ptr<Worker>> workers_;
   absl::flat_hash_map<uint64_t, uint32_t> slot_of_task_;
+  size_t next_worker_ = 0;  // Where Dispatch starts looking (round-robin among equals).
   absl::AnyInvocable<void()> on_ready_;
   bool stopped_ = false;
 };
