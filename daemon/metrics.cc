@@ -25,11 +25,11 @@ void LatencyHistogram::Observe(std::chrono::microseconds elapsed) {
   sum_us_ += us;
 }
 
-void TaskMetrics::OnEnded(const std::string& kind, Pool pool, absl::StatusCode code,
+void TaskMetrics::OnEnded(const KindSpec& kind, absl::StatusCode code,
                           std::chrono::microseconds queue_wait, bool ran,
                           std::chrono::microseconds run) {
-  ++ended_[{kind, pool, code}];
-  const auto p = static_cast<size_t>(pool);
+  ++ended_[{&kind, code}];
+  const auto p = static_cast<size_t>(kind.pool);
   queue_wait_[p].Observe(queue_wait);
   if (ran) run_[p].Observe(run);
 }
@@ -149,13 +149,14 @@ std::string RenderMetrics(const TaskMetrics& tasks, const SchedulerSnapshot& sna
   out.Sample("crunchd_tasks_accepted_total", "", snapshot.accepted);
   out.Family("crunchd_tasks_ended_total", "counter",
              "Accepted tasks that ended, by kind, pool and status code (OK for success).");
+  // Sorted by label text, so scrapes list the series in a stable order.
+  std::map<std::string, uint64_t> ended;
   for (const auto& [key, n] : tasks.ended_) {
-    const auto& [kind, pool, code] = key;
-    out.Sample("crunchd_tasks_ended_total",
-               absl::StrCat("kind=\"", Escape(kind), "\",", PoolLabel(pool), ",code=\"",
-                            absl::StatusCodeToString(code), "\""),
-               n);
+    const auto& [kind, code] = key;
+    ended[absl::StrCat("kind=\"", Escape(kind->name), "\",", PoolLabel(kind->pool), ",code=\"",
+                       absl::StatusCodeToString(code), "\"")] = n;
   }
+  for (const auto& [labels, n] : ended) out.Sample("crunchd_tasks_ended_total", labels, n);
   out.Family("crunchd_tasks_rejected_total", "counter",
              "Tasks refused before they were accepted, by status code.");
   for (const auto& [code, n] : tasks.rejected_) {

@@ -20,8 +20,8 @@
 #include <cstdint>
 #include <map>
 #include <string>
-#include <tuple>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "daemon/kind.h"
 
@@ -52,10 +52,11 @@ class LatencyHistogram {
 
 class TaskMetrics {
  public:
-  // A task ended with `code`. `ran` is false for one that never left its
-  // queue (cancelled, expired or drained there): it has a queue wait only.
-  void OnEnded(const std::string& kind, Pool pool, absl::StatusCode code,
-               std::chrono::microseconds queue_wait, bool ran, std::chrono::microseconds run);
+  // A task of `kind` ended with `code`. `ran` is false for one that never
+  // left its queue (cancelled, expired or drained there): it has a queue wait
+  // only. `kind` must outlive this object (the scheduler's registry does).
+  void OnEnded(const KindSpec& kind, absl::StatusCode code, std::chrono::microseconds queue_wait,
+               bool ran, std::chrono::microseconds run);
   // A task was refused before it was accepted.
   void OnRejected(absl::StatusCode code) { ++rejected_[code]; }
 
@@ -63,7 +64,9 @@ class TaskMetrics {
   friend std::string RenderMetrics(const TaskMetrics&, const SchedulerSnapshot&);
 
   static constexpr int kPools = 2;  // Indexed by Pool.
-  std::map<std::tuple<std::string, Pool, absl::StatusCode>, uint64_t> ended_;
+  // By kind and code; the pool is the kind's. Keyed by the registry's specs,
+  // so counting a task copies no name.
+  absl::flat_hash_map<std::pair<const KindSpec*, absl::StatusCode>, uint64_t> ended_;
   std::map<absl::StatusCode, uint64_t> rejected_;
   std::array<LatencyHistogram, kPools> queue_wait_;
   std::array<LatencyHistogram, kPools> run_;

@@ -300,8 +300,7 @@ void Scheduler::Finish(Task* task, absl::StatusCode code, std::string error, std
     result.run_us = Micros(now - task->dispatched);
   }
   LogEnd(*task, code, result);
-  metrics_.OnEnded(task->spec->name, task->spec->pool, code,
-                   std::chrono::microseconds(result.queue_us), ran,
+  metrics_.OnEnded(*task->spec, code, std::chrono::microseconds(result.queue_us), ran,
                    std::chrono::microseconds(result.run_us));
   deadlines_.erase({task->deadline, task->id});
   (task->spec->pool == Pool::kCpu ? cpu_latency_ : io_latency_).Add(Micros(now - task->accepted));
