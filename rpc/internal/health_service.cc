@@ -8,10 +8,9 @@ namespace crunch::rpc::internal {
 
 namespace health = grpc::health::v1;
 
-std::optional<HealthService::ServingStatus> HealthService::StatusOf(
+std::optional<HealthService::ServingStatus> HealthService::StatusOfLocked(
     const std::string& service) const {
   if (!service.empty() && service != "crunch.v1.Crunch") return std::nullopt;
-  std::lock_guard<std::mutex> lock(mu_);
   return serving_ ? health::HealthCheckResponse::SERVING : health::HealthCheckResponse::NOT_SERVING;
 }
 
@@ -30,7 +29,11 @@ class HealthService::CheckCall final : public Tag {
     }
     started_ = true;
     new CheckCall(owner_, cq_);
-    const std::optional<ServingStatus> status = owner_->StatusOf(request_.service());
+    std::optional<ServingStatus> status;
+    {
+      std::lock_guard<std::mutex> lock(owner_->mu_);
+      status = owner_->StatusOfLocked(request_.service());
+    }
     if (!status) {
       responder_.FinishWithError(
           grpc::Status(grpc::StatusCode::NOT_FOUND,
@@ -121,12 +124,8 @@ class HealthService::WatchCall final : public Tag {
   // service is ending, else waits. REQUIRES: owner_->mu_ held, state_ kIdle or
   // just requested.
   void WriteOrFinishLocked() {
-    const std::string& service = request_.service();
-    ServingStatus status = health::HealthCheckResponse::SERVICE_UNKNOWN;
-    if (service.empty() || service == "crunch.v1.Crunch") {
-      status = owner_->serving_ ? health::HealthCheckResponse::SERVING
-                                : health::HealthCheckResponse::NOT_SERVING;
-    }
+    const ServingStatus status = owner_->StatusOfLocked(request_.service())
+                                     .value_or(health::HealthCheckResponse::SERVICE_UNKNOWN);
     if (!sent_ || status != last_sent_) {
       sent_ = true;
       last_sent_ = status;

@@ -49,7 +49,8 @@ class HealthService {
   class WatchCall;
 
   // The status of `service`, or nothing if it is not one served here.
-  std::optional<ServingStatus> StatusOf(const std::string& service) const;
+  // REQUIRES: mu_ held.
+  std::optional<ServingStatus> StatusOfLocked(const std::string& service) const;
 
   AsyncService service_;
   mutable std::mutex mu_;
