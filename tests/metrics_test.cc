@@ -26,13 +26,6 @@ namespace v1 = crunch::v1;
 namespace http = boost::beast::http;
 using tcp = boost::asio::ip::tcp;
 
-// A port on 127.0.0.1 that nothing listened on a moment ago.
-uint16_t FreePort() {
-  boost::asio::io_context io;
-  tcp::acceptor acceptor(io, tcp::endpoint(boost::asio::ip::make_address("127.0.0.1"), 0));
-  return acceptor.local_endpoint().port();
-}
-
 struct Reply {
   int status = 0;
   std::string content_type;
@@ -81,7 +74,7 @@ grpc::StatusCode RunKind(v1::Crunch::Stub& stub, const std::string& kind,
 }
 
 TEST(Metrics, CountsRealTasksAndPromtoolAcceptsTheText) {
-  const uint16_t port = FreePort();
+  const uint16_t port = testing::FreeLoopbackPort();
   auto d = DaemonProcess::Start(
       {"--workers", "2", "--metrics-listen", absl::StrCat("127.0.0.1:", port)});
   ASSERT_TRUE(d.ok()) << d.status();
@@ -148,7 +141,7 @@ TEST(Metrics, CountsRealTasksAndPromtoolAcceptsTheText) {
 }
 
 TEST(Metrics, QueueDepthAndInFlightFollowTheLoad) {
-  const uint16_t port = FreePort();
+  const uint16_t port = testing::FreeLoopbackPort();
   auto d = DaemonProcess::Start({"--workers", "1", "--io-threads", "2", "--metrics-listen",
                                  absl::StrCat("127.0.0.1:", port)});
   ASSERT_TRUE(d.ok()) << d.status();
@@ -175,7 +168,7 @@ TEST(Metrics, QueueDepthAndInFlightFollowTheLoad) {
 }
 
 TEST(Metrics, AnswersOtherPathsAndMethodsClearly) {
-  const uint16_t port = FreePort();
+  const uint16_t port = testing::FreeLoopbackPort();
   auto d = DaemonProcess::Start({"--metrics-listen", absl::StrCat("127.0.0.1:", port)});
   ASSERT_TRUE(d.ok()) << d.status();
   const Reply missing = Fetch(port, "/nope");

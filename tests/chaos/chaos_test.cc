@@ -491,18 +491,6 @@ Resources Measure(pid_t pid) {
   return r;
 }
 
-int FreePort() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
-  socklen_t len = sizeof(addr);
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  ::close(fd);
-  return ntohs(addr.sin_port);
-}
-
 // GET /metrics; returns every unlabelled sample and the per-label ones as
 // "name{labels}" -> value.
 std::map<std::string, double> ScrapeMetrics(int port) {
@@ -779,7 +767,7 @@ TEST(Chaos, EveryAcceptedTaskEndsExactlyOnceAndNothingLeaks) {
   const int min_seconds = EnvInt("CRUNCH_CHAOS_SECONDS", 60);
   const int min_tasks = EnvInt("CRUNCH_CHAOS_MIN_TASKS", 20000);
   const seconds cap(std::max(3 * min_seconds, 240));
-  const int metrics_port = FreePort();
+  const int metrics_port = testing::FreeLoopbackPort();
   absl::StatusOr<std::unique_ptr<DaemonProcess>> started =
       DaemonProcess::Start({"--workers", std::to_string(kWorkers), "--log-level", "error",
                             "--metrics-listen", absl::StrCat("127.0.0.1:", metrics_port)},

@@ -65,6 +65,10 @@ grpc::Status RunTask(crunch::v1::Crunch::Stub& stub, const std::string& kind,
                      const std::map<std::string, std::string>& params, const std::string& payload,
                      crunch::v1::TaskResult* result, int timeout_ms = 0);
 
+// A TCP port on 127.0.0.1 that nothing listened on a moment ago (for
+// --metrics-listen).
+uint16_t FreeLoopbackPort();
+
 }  // namespace crunch::testing
 
 #endif  // CRUNCH_TESTS_TESTING_DAEMON_PROCESS_H_
