@@ -40,8 +40,8 @@ DaemonChannel::DaemonChannel(const Segment* segment, uint32_t slot, ArenaAllocat
   free_tickets_.reserve(capacity_);
   for (uint32_t t = capacity_; t > 0; --t) free_tickets_.push_back(t - 1);
   SlotControl* control = segment_->slot(slot_);
-  ResetRingControl(&control->request);
-  ResetRingControl(&control->completion);
+  ResetRing(&control->request, segment_->request_slots(slot_), capacity_);
+  ResetRing(&control->completion, segment_->completion_slots(slot_), capacity_);
   control->worker_pid.store(0, std::memory_order_relaxed);
   AttachRings();
 }
@@ -159,8 +159,8 @@ std::vector<uint64_t> DaemonChannel::Reset() {
   }
 
   SlotControl* control = segment_->slot(slot_);
-  ResetRingControl(&control->request);
-  ResetRingControl(&control->completion);
+  ResetRing(&control->request, segment_->request_slots(slot_), capacity_);
+  ResetRing(&control->completion, segment_->completion_slots(slot_), capacity_);
   control->worker_pid.store(0, std::memory_order_release);
   AttachRings();
   // Stale counts would only cause one spurious wake each; drop them anyway

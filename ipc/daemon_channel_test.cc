@@ -142,7 +142,7 @@ TEST_F(DaemonChannelTest, RejectsOverlongOutput) {
 }
 
 TEST_F(DaemonChannelTest, DetectsACorruptCompletionRing) {
-  segment_->slot(0)->completion.tail.store(1000);
+  segment_->completion_slots(0)[0].sequence = 1000;  // Item 999 in an empty ring.
   absl::StatusOr<size_t> n = channel_->DrainCompletions([](const Completion&) {});
   EXPECT_THAT(n.status().message(), HasSubstr("corrupted its completion ring"));
 }

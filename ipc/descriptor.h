@@ -28,7 +28,8 @@ struct Descriptor {
                              // Completion: the bytes written (must lie inside what was lent).
   uint64_t deadline_ns = 0;  // CLOCK_MONOTONIC deadline for the worker; 0 = none.
   uint32_t ticket = 0;       // Daemon's in-flight slot for this task; echoed back.
-  uint32_t reserved = 0;
+  uint32_t sequence = 0;     // Owned by the ring (SpscRing publishes through it); not a field
+                             // for the daemon or the worker.
 };
 
 static_assert(sizeof(Descriptor) == 64, "a descriptor is one cache line");

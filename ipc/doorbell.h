@@ -1,10 +1,11 @@
 // Doorbell: spin-then-sleep wake-ups for one ring.
 //
 // Protocol (Dekker-style, all seq_cst):
-//   producer: publish tail; if (how = consumer_sleeping.exchange(0)) != 0: wake as `how` says
-//   consumer: consumer_sleeping = how; re-check tail; if still empty: sleep that way
+//   producer: publish (the slot's sequence); if (how = consumer_sleeping.exchange(0)) != 0:
+//             wake as `how` says
+//   consumer: consumer_sleeping = how; re-check the next slot; if still empty: sleep that way
 // Whatever the interleaving, either the producer sees the flag and wakes the
-// consumer, or the consumer's re-check sees the new tail, so a wake-up is never
+// consumer, or the consumer's re-check sees the new item, so a wake-up is never
 // lost. A stale wake (an eventfd count, or a futex wake that arrives after the
 // consumer gave up waiting) causes at most one spurious wake, after which the
 // consumer re-checks and sleeps again.

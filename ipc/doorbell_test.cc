@@ -8,6 +8,7 @@
 #include <thread>
 #include <vector>
 
+#include "ipc/testing/test_ring_item.h"
 #include "ipc/unique_fd.h"
 
 namespace crunch::ipc {
@@ -15,10 +16,10 @@ namespace {
 
 struct BelledRing {
   BelledRing() : slots(16), fd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {
-    ResetRingControl(&control);
+    ResetRing(&control, slots.data(), 16);
   }
-  SpscProducer<uint64_t> producer() { return {&control, slots.data(), 16}; }
-  SpscConsumer<uint64_t> consumer() { return {&control, slots.data(), 16}; }
+  SpscProducer<testing::TestRingItem> producer() { return {&control, slots.data(), 16}; }
+  SpscConsumer<testing::TestRingItem> consumer() { return {&control, slots.data(), 16}; }
   Doorbell bell() { return {&control, fd.get()}; }
   bool EventPending() {
     uint64_t count;
@@ -26,13 +27,14 @@ struct BelledRing {
   }
 
   RingControl control;
-  std::vector<uint64_t> slots;
+  std::vector<testing::TestRingItem> slots;
   UniqueFd fd;
 };
 
 // Sleeps until `consumer` has an item. A sleep that times out while an item is
 // already waiting is a lost wake-up, told apart from a slow producer.
-::testing::AssertionResult SleepUntilItem(Doorbell& bell, SpscConsumer<uint64_t>& consumer) {
+::testing::AssertionResult SleepUntilItem(Doorbell& bell,
+                                          SpscConsumer<testing::TestRingItem>& consumer) {
   while (bell.PrepareToSleep(consumer)) {
     const bool rung = bell.Sleep(10'000);
     bell.ClearAnnouncement();
@@ -115,9 +117,9 @@ TEST(Doorbell, NoLostWakeUpsWhenBothSidesSleep) {
         echo_failed = true;
         return;
       }
-      uint64_t item;
+      testing::TestRingItem item;
       if (in.TryPop(&item) != RingResult::kOk) return;
-      out.TryPush(item + 1);
+      out.TryPush(item.value + 1);
       out_bell.Ring();
     }
   });
@@ -128,9 +130,9 @@ TEST(Doorbell, NoLostWakeUpsWhenBothSidesSleep) {
     ASSERT_EQ(out.TryPush(i), RingResult::kOk);
     out_bell.Ring();
     ASSERT_TRUE(SleepUntilItem(in_bell, in)) << "round " << i;
-    uint64_t item;
+    testing::TestRingItem item;
     ASSERT_EQ(in.TryPop(&item), RingResult::kOk);
-    ASSERT_EQ(item, i + 1);
+    ASSERT_EQ(item.value, i + 1);
   }
   echo.join();
   EXPECT_FALSE(echo_failed) << "the echo thread lost a wake-up";
@@ -152,13 +154,13 @@ TEST(Doorbell, NoLostWakeUpsWhenBothSidesSleepOnTheFutex) {
     auto out = pong.producer();
     Doorbell in_bell = ping.bell(), out_bell = pong.bell();
     for (uint64_t i = 0; i < kRounds; ++i) {
-      uint64_t item;
+      testing::TestRingItem item;
       if (in_bell.Wait(in, kNoSpin, 10'000) != RingResult::kOk ||
           in.TryPop(&item) != RingResult::kOk) {
         echo_failed_at = i;
         return;
       }
-      out.TryPush(item + 1);
+      out.TryPush(item.value + 1);
       out_bell.Ring();
     }
   });
@@ -169,9 +171,9 @@ TEST(Doorbell, NoLostWakeUpsWhenBothSidesSleepOnTheFutex) {
     ASSERT_EQ(out.TryPush(i), RingResult::kOk);
     out_bell.Ring();
     ASSERT_EQ(in_bell.Wait(in, kNoSpin, 10'000), RingResult::kOk) << "round " << i;
-    uint64_t item;
+    testing::TestRingItem item;
     ASSERT_EQ(in.TryPop(&item), RingResult::kOk);
-    ASSERT_EQ(item, i + 1);
+    ASSERT_EQ(item.value, i + 1);
   }
   echo.join();
   EXPECT_EQ(echo_failed_at, UINT64_MAX) << "the echo thread lost a wake-up";

@@ -43,7 +43,8 @@ namespace crunch::ipc {
 
 inline constexpr uint64_t kSegmentMagic = 0x4753'4843'4E55'5243;  // "CRUNCHSG" in memory order
 // 2: consumer_sleeping says how the consumer sleeps (eventfd or futex).
-inline constexpr uint32_t kSegmentLayoutVersion = 2;
+// 3: items are published by a sequence in their slot; RingControl has no tail.
+inline constexpr uint32_t kSegmentLayoutVersion = 3;
 
 inline constexpr uint32_t kMaxWorkerSlots = 1024;
 inline constexpr uint32_t kMinRingCapacity = 2;

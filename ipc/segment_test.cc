@@ -6,6 +6,8 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "absl/strings/str_cat.h"
+
 namespace crunch::ipc {
 namespace {
 
@@ -79,7 +81,8 @@ TEST(Segment, AttachRejectsWrongLayoutVersionWithDocumentedError) {
   absl::StatusOr<Segment> attached = Segment::Attach(s->fd());
   EXPECT_EQ(attached.status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_THAT(attached.status().message(),
-              HasSubstr("segment layout version 3, this build understands version 2"));
+              HasSubstr(absl::StrCat("segment layout version ", kSegmentLayoutVersion + 1,
+                                     ", this build understands version ", kSegmentLayoutVersion)));
   EXPECT_THAT(attached.status().message(), HasSubstr("different builds"));
 }
 

@@ -6,23 +6,29 @@
 #include <thread>
 #include <vector>
 
+#include "ipc/testing/test_ring_item.h"
+
 namespace crunch::ipc {
 namespace {
 
+using Item = testing::TestRingItem;
+
 struct Ring {
-  explicit Ring(uint32_t capacity) : slots(capacity) { ResetRingControl(&control); }
-  SpscProducer<uint64_t> producer() { return {&control, slots.data(), capacity()}; }
-  SpscConsumer<uint64_t> consumer() { return {&control, slots.data(), capacity()}; }
+  explicit Ring(uint32_t capacity) : slots(capacity) {
+    ResetRing(&control, slots.data(), capacity);
+  }
+  SpscProducer<Item> producer() { return {&control, slots.data(), capacity()}; }
+  SpscConsumer<Item> consumer() { return {&control, slots.data(), capacity()}; }
   uint32_t capacity() const { return static_cast<uint32_t>(slots.size()); }
 
   RingControl control;
-  std::vector<uint64_t> slots;
+  std::vector<Item> slots;
 };
 
 TEST(SpscRing, StartsEmpty) {
   Ring ring(4);
   auto consumer = ring.consumer();
-  uint64_t item;
+  Item item;
   EXPECT_EQ(consumer.TryPop(&item), RingResult::kEmpty);
 }
 
@@ -32,11 +38,11 @@ TEST(SpscRing, PopsInPushOrder) {
   auto consumer = ring.consumer();
   ASSERT_EQ(producer.TryPush(10), RingResult::kOk);
   ASSERT_EQ(producer.TryPush(11), RingResult::kOk);
-  uint64_t item;
+  Item item;
   ASSERT_EQ(consumer.TryPop(&item), RingResult::kOk);
-  EXPECT_EQ(item, 10u);
+  EXPECT_EQ(item.value, 10u);
   ASSERT_EQ(consumer.TryPop(&item), RingResult::kOk);
-  EXPECT_EQ(item, 11u);
+  EXPECT_EQ(item.value, 11u);
   EXPECT_EQ(consumer.TryPop(&item), RingResult::kEmpty);
 }
 
@@ -46,7 +52,7 @@ TEST(SpscRing, RejectsPushWhenFull) {
   for (uint64_t i = 0; i < 4; ++i) ASSERT_EQ(producer.TryPush(i), RingResult::kOk);
   EXPECT_EQ(producer.TryPush(4), RingResult::kFull);
   auto consumer = ring.consumer();
-  uint64_t item;
+  Item item;
   ASSERT_EQ(consumer.TryPop(&item), RingResult::kOk);
   EXPECT_EQ(producer.TryPush(4), RingResult::kOk);
 }
@@ -60,14 +66,13 @@ TEST(SpscRing, WrapsAroundManyTimes) {
     const int n = 1 + round % 8;  // Varying fill levels move the wrap point.
     for (int i = 0; i < n; ++i) ASSERT_EQ(producer.TryPush(next_in++), RingResult::kOk);
     for (int i = 0; i < n; ++i) {
-      uint64_t item;
+      Item item;
       ASSERT_EQ(consumer.TryPop(&item), RingResult::kOk);
-      ASSERT_EQ(item, next_out++);
+      ASSERT_EQ(item.value, next_out++);
     }
   }
   // 125 cycles of 1+2+...+8 items: the indices passed the capacity ~560 times.
   EXPECT_EQ(ring.control.head.load(), 4500u);
-  EXPECT_EQ(ring.control.tail.load(), 4500u);
 }
 
 TEST(SpscRing, StagedItemsAreInvisibleUntilPublished) {
@@ -76,30 +81,57 @@ TEST(SpscRing, StagedItemsAreInvisibleUntilPublished) {
   auto consumer = ring.consumer();
   ASSERT_EQ(producer.Stage(1), RingResult::kOk);
   ASSERT_EQ(producer.Stage(2), RingResult::kOk);
-  uint64_t item;
+  Item item;
   EXPECT_EQ(consumer.TryPop(&item), RingResult::kEmpty);
   producer.Publish();
   ASSERT_EQ(consumer.TryPop(&item), RingResult::kOk);
-  EXPECT_EQ(item, 1u);
+  EXPECT_EQ(item.value, 1u);
 }
 
-TEST(SpscRing, ConsumerRejectsTailBeyondCapacity) {
+TEST(SpscRing, ConsumerRejectsASequenceFromTheFuture) {
   Ring ring(4);
   auto consumer = ring.consumer();
-  ring.control.tail.store(5);  // A producer cannot have 5 items in a 4-slot ring.
-  uint64_t item;
+  ring.slots[0].sequence = 5;  // Item 4 cannot be in slot 0 before items 0..3 were read.
+  Item item;
   EXPECT_EQ(consumer.TryPop(&item), RingResult::kCorrupt);
 }
 
-TEST(SpscRing, ConsumerRejectsTailBehindHead) {
+TEST(SpscRing, ConsumerRejectsASequenceFromTheDistantPast) {
   Ring ring(4);
   auto producer = ring.producer();
   auto consumer = ring.consumer();
-  ASSERT_EQ(producer.TryPush(1), RingResult::kOk);
-  uint64_t item;
-  ASSERT_EQ(consumer.TryPop(&item), RingResult::kOk);
-  ring.control.tail.store(0);  // Moved backwards.
+  Item item;
+  for (uint64_t i = 0; i < 8; ++i) {  // Two laps: slot 0 held items 0 and 4.
+    ASSERT_EQ(producer.TryPush(i), RingResult::kOk);
+    ASSERT_EQ(consumer.TryPop(&item), RingResult::kOk);
+  }
+  EXPECT_EQ(consumer.TryPop(&item), RingResult::kEmpty) << "slot 0 holds item 4, a lap ago";
+  ring.slots[0].sequence = 1;  // Item 0: two laps ago, which no honest producer leaves.
   EXPECT_EQ(consumer.TryPop(&item), RingResult::kCorrupt);
+}
+
+TEST(SpscRing, ResetClearsTheSlots) {
+  // A new consumer on a reused ring must not take the last life's items for new ones.
+  Ring ring(4);
+  auto producer = ring.producer();
+  ASSERT_EQ(producer.TryPush(1), RingResult::kOk);
+  ResetRing(&ring.control, ring.slots.data(), ring.capacity());
+  auto consumer = ring.consumer();
+  Item item;
+  EXPECT_EQ(consumer.TryPop(&item), RingResult::kEmpty);
+}
+
+TEST(SpscRing, PushIgnoresTheItemsSequence) {
+  Ring ring(4);
+  auto producer = ring.producer();
+  auto consumer = ring.consumer();
+  Item forged(9);
+  forged.sequence = 3;
+  ASSERT_EQ(producer.TryPush(forged), RingResult::kOk);
+  Item item;
+  ASSERT_EQ(consumer.TryPop(&item), RingResult::kOk);
+  EXPECT_EQ(item.value, 9u);
+  EXPECT_EQ(consumer.TryPop(&item), RingResult::kEmpty);
 }
 
 TEST(SpscRing, ProducerRejectsHeadAheadOfTail) {
@@ -118,11 +150,11 @@ TEST(SpscRing, ConsumerIgnoresForgedHead) {
   auto consumer = ring.consumer();
   ASSERT_EQ(producer.TryPush(7), RingResult::kOk);
   ASSERT_EQ(producer.TryPush(8), RingResult::kOk);
-  uint64_t item;
+  Item item;
   ASSERT_EQ(consumer.TryPop(&item), RingResult::kOk);
   ring.control.head.store(0);
   ASSERT_EQ(consumer.TryPop(&item), RingResult::kOk);
-  EXPECT_EQ(item, 8u);
+  EXPECT_EQ(item.value, 8u);
 }
 
 TEST(SpscRing, TwoThreadsTransferEveryItemInOrder) {
@@ -148,14 +180,14 @@ TEST(SpscRing, TwoThreadsTransferEveryItemInOrder) {
   auto consumer = ring.consumer();
   uint64_t expected = 0;
   while (expected < kItems) {
-    uint64_t item;
+    Item item;
     RingResult r = consumer.TryPop(&item);
     ASSERT_NE(r, RingResult::kCorrupt);
     if (r == RingResult::kEmpty) {
       std::this_thread::yield();
       continue;
     }
-    ASSERT_EQ(item, expected);
+    ASSERT_EQ(item.value, expected);
     ++expected;
   }
   producer_thread.join();

@@ -17,6 +17,7 @@
 #include <set>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "ipc/child_process.h"
 #include "ipc/daemon_channel.h"
 #include "ipc/segment.h"
@@ -318,7 +319,9 @@ TEST(WorkerProcess, WorkerRefusesSegmentFromAnotherBuild) {
   char text[512] = {};
   ASSERT_GT(::read(err[0], text, sizeof(text) - 1), 0);
   ::close(err[0]);
-  EXPECT_THAT(text, HasSubstr("segment layout version 3, this build understands version 2"));
+  EXPECT_THAT(text,
+              HasSubstr(absl::StrCat("segment layout version ", kSegmentLayoutVersion + 1,
+                                     ", this build understands version ", kSegmentLayoutVersion)));
   EXPECT_FALSE(t.channel(0).worker_attached());
 }
 
