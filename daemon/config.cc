@@ -52,7 +52,8 @@ constexpr absl::string_view kCpuKeys[] = {
     "arena_bytes", "worker_path",    "max_tasks_per_worker", "max_worker_rss_bytes"};
 constexpr absl::string_view kIoKeys[] = {"threads", "queue_capacity", "task_timeout_ms", "data_dir",
                                          "http_allow"};
-constexpr absl::string_view kLimitsKeys[] = {"max_payload_bytes", "max_output_bytes"};
+constexpr absl::string_view kLimitsKeys[] = {"max_payload_bytes", "max_output_bytes",
+                                             "max_queued_bytes"};
 constexpr absl::string_view kLogKeys[] = {"level", "format"};
 constexpr absl::string_view kMetricsKeys[] = {"listen"};
 
@@ -97,6 +98,7 @@ constexpr IntRule kMaxWorkerRssRule{
 constexpr IntRule kIoThreadsRule{.min = 1, .max = 1024};
 constexpr IntRule kMaxPayloadBytesRule{.min = 0, .max = kGiB, .bytes = true};
 constexpr IntRule kMaxOutputBytesRule{.min = kKiB, .max = kGiB, .bytes = true};
+constexpr IntRule kMaxQueuedBytesRule{.min = kMiB, .max = 1024 * kGiB, .bytes = true};
 
 // Config files are a few KiB; this only stops a wrong path (/dev/zero) from eating memory.
 constexpr size_t kMaxConfigFileBytes = 1 << 20;
@@ -503,7 +505,8 @@ absl::Status ReadIo(const TableReader& t, IoConfig* c) {
 
 absl::Status ReadLimits(const TableReader& t, LimitsConfig* c) {
   CRUNCH_RETURN_IF_ERROR(t.Int("max_payload_bytes", kMaxPayloadBytesRule, &c->max_payload_bytes));
-  return t.Int("max_output_bytes", kMaxOutputBytesRule, &c->max_output_bytes);
+  CRUNCH_RETURN_IF_ERROR(t.Int("max_output_bytes", kMaxOutputBytesRule, &c->max_output_bytes));
+  return t.Int("max_queued_bytes", kMaxQueuedBytesRule, &c->max_queued_bytes);
 }
 
 absl::Status ReadLog(const TableReader& t, LogConfig* c) {
@@ -591,6 +594,14 @@ absl::Status CheckArenaFitsLimits(const Config& config) {
       ") but must be at least 2 * ([limits] max_payload_bytes + [limits] max_output_bytes) = 2 * (",
       config.limits.max_payload_bytes, " + ", config.limits.max_output_bytes, ") = ", needed, " (",
       human(needed), "); raise [cpu] arena_bytes or lower the limits"));
+}
+
+absl::Status CheckQueuedBytesFitPayloads(const Config& config) {
+  if (config.limits.max_queued_bytes >= config.limits.max_payload_bytes) return absl::OkStatus();
+  return absl::InvalidArgumentError(absl::StrCat(
+      "[limits] max_queued_bytes is ", config.limits.max_queued_bytes,
+      " but must be at least [limits] max_payload_bytes (", config.limits.max_payload_bytes,
+      "), or a task with the largest payload allowed could never be accepted"));
 }
 
 // --- DescribeConfig -----------------------------------------------------------
@@ -707,7 +718,8 @@ absl::Status Finalize(Config* config, const ConfigOverrides& overrides) {
     if (!data_dir.ok()) return data_dir.status();
     config->io.data_dir = *std::move(data_dir);
   }
-  return CheckArenaFitsLimits(*config);
+  CRUNCH_RETURN_IF_ERROR(CheckArenaFitsLimits(*config));
+  return CheckQueuedBytesFitPayloads(*config);
 }
 
 std::string DescribeConfig(const Config& config) {
@@ -743,6 +755,7 @@ std::string DescribeConfig(const Config& config) {
       "\n[limits]\n",
       "max_payload_bytes = ", limits.max_payload_bytes, "\n",
       "max_output_bytes = ", limits.max_output_bytes, "\n",
+      "max_queued_bytes = ", limits.max_queued_bytes, "\n",
       "\n[log]\n",
       "level = ", TomlString(log.level), "\n",
       "format = ", TomlString(log.format), "\n",

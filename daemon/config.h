@@ -18,7 +18,7 @@
 //   2. Finalize: command-line overrides (checked by the same rules, the message
 //      naming the flag), then the defaults that depend on the machine
 //      (cpu.workers = 0, io.data_dir = ""), then the rules between keys
-//      (cpu.arena_bytes against the [limits]).
+//      (cpu.arena_bytes and limits.max_queued_bytes against the other [limits]).
 //
 // After a successful Finalize: cpu.workers is in 1..1024 and io.data_dir is an
 // absolute path. server.listen may still be empty: the caller supplies the
@@ -100,6 +100,11 @@ struct IoConfig {
 struct LimitsConfig {
   uint64_t max_payload_bytes = 16ull << 20;  // 0..1 GiB
   uint64_t max_output_bytes = 64ull << 20;   // 1 KiB..1 GiB
+  // Payload bytes that accepted tasks may hold until they end (queued or
+  // running), 1 MiB..1 TiB; a task that would go over is refused with
+  // RESOURCE_EXHAUSTED. Bounds the daemon's memory under overload together
+  // with the queue capacities. Finalize requires >= max_payload_bytes.
+  uint64_t max_queued_bytes = 1ull << 30;
 
   bool operator==(const LimitsConfig&) const = default;
 };

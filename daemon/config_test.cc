@@ -91,6 +91,7 @@ http_allow = ["example.com", "api.example.com:8443", "[2001:db8::1]:80", "*"]
 [limits]
 max_payload_bytes = 0
 max_output_bytes = 1024
+max_queued_bytes = 2097152
 
 [log]
 level = "debug"
@@ -122,6 +123,7 @@ Config EveryKeyConfig() {
   c.io.http_allow = {"example.com", "api.example.com:8443", "[2001:db8::1]:80", "*"};
   c.limits.max_payload_bytes = 0;
   c.limits.max_output_bytes = 1024;
+  c.limits.max_queued_bytes = 2ull << 20;
   c.log.level = "debug";
   c.log.format = "json";
   c.metrics.listen = "127.0.0.1:9464";
@@ -250,7 +252,7 @@ TEST(ParseConfig, AcceptsTheEndsOfEachRange) {
       "[cpu]\nworkers = 1\nqueue_capacity = 1\ntask_timeout_ms = 1\nin_flight_per_worker = 1\n"
       "spin_ns = 0\narena_bytes = 1048576\n"
       "[io]\nthreads = 1\nqueue_capacity = 1\ntask_timeout_ms = 1\n"
-      "[limits]\nmax_payload_bytes = 0\nmax_output_bytes = 1024\n",
+      "[limits]\nmax_payload_bytes = 0\nmax_output_bytes = 1024\nmax_queued_bytes = 1048576\n",
       kOrigin);
   EXPECT_TRUE(low.ok()) << low.status();
   absl::StatusOr<Config> high = ParseConfig(
@@ -258,7 +260,8 @@ TEST(ParseConfig, AcceptsTheEndsOfEachRange) {
       "[cpu]\nworkers = 1024\nqueue_capacity = 10000000\ntask_timeout_ms = 86400000\n"
       "in_flight_per_worker = 64\nspin_ns = 10000000\narena_bytes = 68719476736\n"
       "[io]\nthreads = 1024\nqueue_capacity = 10000000\ntask_timeout_ms = 86400000\n"
-      "[limits]\nmax_payload_bytes = 1073741824\nmax_output_bytes = 1073741824\n",
+      "[limits]\nmax_payload_bytes = 1073741824\nmax_output_bytes = 1073741824\n"
+      "max_queued_bytes = 1099511627776\n",
       kOrigin);
   ASSERT_TRUE(high.ok()) << high.status();
   EXPECT_EQ(high->cpu.arena_bytes, 64ull << 30);
@@ -537,6 +540,18 @@ TEST(Finalize, RejectsArenaTooSmallForTheLimitsNamingBothKeys) {
             "167772160 (160 MiB); raise [cpu] arena_bytes or lower the limits");
 }
 
+TEST(Finalize, RejectsQueuedBytesBelowTheLargestPayloadNamingBothKeys) {
+  absl::StatusOr<Config> config =
+      ParseConfig("[limits]\nmax_payload_bytes = 16777216\nmax_queued_bytes = 8388608\n", kOrigin);
+  ASSERT_TRUE(config.ok()) << config.status();
+  absl::Status status = Finalize(&*config, {});
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(status.message(),
+            "[limits] max_queued_bytes is 8388608 but must be at least [limits] "
+            "max_payload_bytes (16777216), or a task with the largest payload allowed could "
+            "never be accepted");
+}
+
 TEST(Finalize, AcceptsArenaExactlyLargeEnough) {
   Config config;
   config.cpu.arena_bytes = 2 * (config.limits.max_payload_bytes + config.limits.max_output_bytes);
@@ -598,7 +613,7 @@ TEST(DefaultToml, DocumentsEveryKey) {
   const std::set<std::string> documented =
       QualifiedKeys(Uncommented(ReadFile(CRUNCH_DEFAULT_TOML)));
   const std::set<std::string> known = QualifiedKeys(DescribeConfig(Config{}));
-  EXPECT_EQ(known.size(), 23u);
+  EXPECT_EQ(known.size(), 24u);
   EXPECT_EQ(documented, known);
 }
 

@@ -104,6 +104,13 @@ absl::StatusOr<uint64_t> Scheduler::Submit(TaskRequest request, TaskDoneCallback
     auto it = idempotency_.find(request.idempotency_key);
     if (it != idempotency_.end()) return it->second;
   }
+  if (queued_bytes_ + request.payload.size() > config_.limits.max_queued_bytes) {
+    return reject(absl::ResourceExhaustedError(
+        absl::StrCat("crunchd holds ", queued_bytes_,
+                     " bytes of payloads of unfinished tasks and this one adds ",
+                     request.payload.size(), "; the limit is ", config_.limits.max_queued_bytes,
+                     " ([limits] max_queued_bytes): retry when tasks have ended")));
+  }
   const Pool pool = entry->spec->pool;
   const uint64_t id = next_id_++;
   auto task = std::make_unique<Task>();
@@ -127,6 +134,8 @@ absl::StatusOr<uint64_t> Scheduler::Submit(TaskRequest request, TaskDoneCallback
   task->deadline = task->accepted + std::chrono::milliseconds(timeout_ms);
   task->done = std::move(done);
   task->keep_result = keep_result;
+  task->payload_bytes = request.payload.size();
+  queued_bytes_ += task->payload_bytes;
   if (keep_result && !request.idempotency_key.empty()) {
     idempotency_[request.idempotency_key] = id;
   }
@@ -311,6 +320,7 @@ void Scheduler::Finish(Task* task, absl::StatusCode code, std::string error, std
     ++failed_by_code_[code];
     if (code == absl::StatusCode::kCancelled) ++cancelled_;
   }
+  queued_bytes_ -= task->payload_bytes;
   auto node = live_.extract(task->id);
   std::unique_ptr<Task> owned = std::move(node.mapped());
   if (owned->done) owned->done(result);

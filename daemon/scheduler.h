@@ -138,6 +138,7 @@ class Scheduler final : private CpuPool::Listener {
     std::chrono::steady_clock::time_point accepted, dispatched, deadline;
     TaskDoneCallback done;
     bool keep_result = false;
+    uint64_t payload_bytes = 0;  // Counted in queued_bytes_ until the task ends.
     uint32_t worker_pid = 0;
     std::shared_ptr<std::atomic<bool>> cancelled;  // I/O tasks.
     std::vector<TaskDoneCallback> waiters;
@@ -199,6 +200,7 @@ class Scheduler final : private CpuPool::Listener {
   LatencyWindow io_latency_;
   TaskMetrics metrics_;
   uint64_t accepted_ = 0, completed_ = 0, failed_ = 0, rejected_ = 0, cancelled_ = 0;
+  uint64_t queued_bytes_ = 0;  // Payload bytes of live tasks; at most [limits] max_queued_bytes.
   absl::flat_hash_map<absl::StatusCode, uint64_t> failed_by_code_;
 
   bool draining_ = false;

@@ -422,6 +422,31 @@ TEST(Backpressure, FullQueueIsRefusedAtOnce) {
   for (uint64_t id : ids) Cancel(*stub, id);
 }
 
+TEST(Backpressure, PayloadBytesHeldByUnfinishedTasksAreCapped) {
+  auto d = StartDaemon({"--workers", "1"},
+                       "[limits]\nmax_payload_bytes = 1048576\nmax_queued_bytes = 1572864\n");
+  ASSERT_TRUE(d);
+  auto stub = d->NewStub();
+  const std::string one_mib(1 << 20, 'x');
+  v1::TaskRequest holder = Request("sleep", {{"ms", "30000"}});
+  holder.set_payload(one_mib);
+  const uint64_t held = Submit(*stub, holder);
+  v1::TaskRequest second = Request("noop", {});
+  second.set_payload(one_mib);
+  {
+    grpc::ClientContext context;
+    v1::TaskRef ref;
+    grpc::Status s = stub->Submit(&context, second, &ref);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+    EXPECT_THAT(s.error_message(), HasSubstr("max_queued_bytes"));
+    EXPECT_THAT(s.error_message(), HasSubstr("holds 1048576 bytes"));
+  }
+  v1::TaskResult r;  // What fits under the cap still runs.
+  EXPECT_TRUE(RunTask(*stub, "noop", {}, std::string(100000, 'y'), &r).ok());
+  Cancel(*stub, held);  // Its end gives its bytes back.
+  EXPECT_TRUE(RunTask(*stub, "noop", {}, one_mib, &r).ok());
+}
+
 TEST(WorkerCrash, KilledWorkerAbortsItsTaskAndIsReplaced) {
   auto d = StartDaemon({"--workers", "1"});
   ASSERT_TRUE(d);
