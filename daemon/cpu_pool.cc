@@ -101,8 +101,8 @@ absl::Status CpuPool::Spawn(Worker& w) {
   w.rss_checked = w.started;
   w.tasks_this_life = 0;
   w.retiring = false;
-  int fd = ::fcntl(w.child->pidfd(), F_DUPFD_CLOEXEC, 0);
-  if (fd < 0) return absl::InternalError(absl::StrCat("dup(pidfd): ", std::strerror(errno)));
+  int fd = ::fcntl(w.child->exit_fd(), F_DUPFD_CLOEXEC, 0);
+  if (fd < 0) return absl::InternalError(absl::StrCat("dup(exit fd): ", std::strerror(errno)));
   w.exit_watch.assign(fd);
   w.exit_watch.async_wait(boost::asio::posix::stream_descriptor::wait_read,
                           [this, &w](boost::system::error_code ec) {

@@ -5,7 +5,7 @@
 // end of every slot (ipc::DaemonChannel) and the worker processes
 // (ipc::ChildProcess, started with fork+exec of crunch_worker).
 //
-// Wake-ups: each slot's completion eventfd and each worker's pidfd are waited on
+// Wake-ups: each slot's completion eventfd and each worker's exit fd are waited on
 // by the scheduler's io_context, so one thread serves every worker: a
 // completion wakes the loop, the pool drains the ring and reports each result
 // to its Listener. Requests are published without waking the worker; Flush()
@@ -25,7 +25,7 @@
 // it works), gets no new tasks; once it holds none it is killed and replaced
 // at once. That is not a failure: no backoff, and counted apart from restarts.
 //
-// Supervision: a worker that exits for any reason is reaped through its pidfd;
+// Supervision: a worker that exits for any reason is reaped through its exit fd;
 // completions it published are still delivered, the tasks it held are handed
 // to the Listener (the first was running, the rest had not started), its arena
 // space is reclaimed, and a replacement is started, at once after a first
@@ -151,7 +151,7 @@ class CpuPool {
     std::optional<ipc::DaemonChannel> channel;
     std::optional<ipc::ChildProcess> child;
     boost::asio::posix::stream_descriptor wake;        // Completion eventfd (a dup).
-    boost::asio::posix::stream_descriptor exit_watch;  // pidfd (a dup).
+    boost::asio::posix::stream_descriptor exit_watch;  // ChildProcess::exit_fd() (a dup).
     boost::asio::steady_timer timer;                   // Attach timeout / respawn backoff.
     State state = State::kStarting;
     uint32_t pid = 0;

@@ -8,6 +8,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 
 // glibc 2.36's <sys/pidfd.h> forgets extern "C" (fixed in 2.37).
@@ -50,6 +51,15 @@ std::vector<std::string> MergeEnvironment(const std::vector<std::string>& extra)
   return env;
 }
 
+// Whether this process may use pidfds (asked once: the answer does not change).
+bool PidfdsWork() {
+  static const bool work = [] {
+    UniqueFd self(pidfd_open(::getpid(), 0));
+    return self.valid();
+  }();
+  return work;
+}
+
 std::vector<char*> CStrings(std::vector<std::string>& strings) {
   std::vector<char*> out;
   for (std::string& s : strings) out.push_back(s.data());
@@ -77,11 +87,28 @@ absl::StatusOr<ChildProcess> ChildProcess::Spawn(const SpawnOptions& options) {
   // b->c never clobbers b before it is copied. The staged copies are
   // close-on-exec; dup2 onto the target clears that flag in the child.
   std::vector<UniqueFd> staged;
-  for (const auto& [from, to] : options.fds) {
+  auto stage = [&](int from, int to) -> absl::Status {
     UniqueFd copy(::fcntl(from, F_DUPFD_CLOEXEC, 100));
     if (!copy.valid()) return internal::ErrnoError(absl::StrCat("dup(fd ", from, ") for spawn"));
     posix_spawn_file_actions_adddup2(&plan.actions, copy.get(), to);
     staged.push_back(std::move(copy));
+    return absl::OkStatus();
+  };
+  int first_free_fd = 3;
+  for (const auto& [from, to] : options.fds) {
+    if (absl::Status s = stage(from, to); !s.ok()) return s;
+    first_free_fd = std::max(first_free_fd, to + 1);
+  }
+  // Without pidfds: the child gets the only write end of the exit pipe, at
+  // the first fd number nothing else uses (it never closes it; exit does).
+  const bool use_pidfd = PidfdsWork() && !options.exit_pipe;
+  UniqueFd exit_read;
+  if (!use_pidfd) {
+    int ends[2];
+    if (::pipe2(ends, O_CLOEXEC) != 0) return internal::ErrnoError("pipe2(exit pipe)");
+    exit_read = UniqueFd(ends[0]);
+    UniqueFd exit_write(ends[1]);
+    if (absl::Status s = stage(exit_write.get(), first_free_fd); !s.ok()) return s;
   }
 
   std::vector<std::string> argv_strings{options.path};
@@ -94,6 +121,8 @@ absl::StatusOr<ChildProcess> ChildProcess::Spawn(const SpawnOptions& options) {
   int err =
       posix_spawn(&pid, options.path.c_str(), &plan.actions, &plan.attr, argv.data(), envp.data());
   if (err != 0) return internal::ErrnoError(absl::StrCat("spawn ", options.path), err);
+  staged.clear();  // The child's copies are its own now; the exit pipe has one writer left.
+  if (!use_pidfd) return ChildProcess(pid, std::move(exit_read), false);
   UniqueFd pidfd(pidfd_open(pid, 0));
   if (!pidfd.valid()) {
     absl::Status status = internal::ErrnoError(absl::StrCat("pidfd_open(", pid, ")"));
@@ -101,17 +130,20 @@ absl::StatusOr<ChildProcess> ChildProcess::Spawn(const SpawnOptions& options) {
     internal::RetryOnEintr([&] { return ::waitpid(pid, nullptr, 0); });
     return status;
   }
-  return ChildProcess(pid, std::move(pidfd));
+  return ChildProcess(pid, std::move(pidfd), true);
 }
 
 ChildProcess::ChildProcess(ChildProcess&& other) noexcept
-    : pid_(std::exchange(other.pid_, -1)), pidfd_(std::move(other.pidfd_)) {}
+    : pid_(std::exchange(other.pid_, -1)),
+      exit_fd_(std::move(other.exit_fd_)),
+      has_pidfd_(other.has_pidfd_) {}
 
 ChildProcess& ChildProcess::operator=(ChildProcess&& other) noexcept {
   if (this != &other) {
     KillAndReap();
     pid_ = std::exchange(other.pid_, -1);
-    pidfd_ = std::move(other.pidfd_);
+    exit_fd_ = std::move(other.exit_fd_);
+    has_pidfd_ = other.has_pidfd_;
   }
   return *this;
 }
@@ -120,17 +152,22 @@ ChildProcess::~ChildProcess() { KillAndReap(); }
 
 void ChildProcess::KillAndReap() noexcept {
   if (pid_ <= 0) return;
-  pidfd_send_signal(pidfd_.get(), SIGKILL, nullptr, 0);
+  SendSignal(SIGKILL);
   internal::RetryOnEintr([&] { return ::waitpid(pid_, nullptr, 0); });
   pid_ = -1;
 }
 
 absl::Status ChildProcess::Signal(int signo) const {
   if (pid_ <= 0) return absl::FailedPreconditionError("child process was already reaped");
-  if (pidfd_send_signal(pidfd_.get(), signo, nullptr, 0) != 0 && errno != ESRCH) {
+  if (SendSignal(signo) != 0 && errno != ESRCH) {
     return internal::ErrnoError(absl::StrCat("signal ", signo, " to pid ", pid_));
   }
   return absl::OkStatus();
+}
+
+// REQUIRES: not reaped (so the pid is still this child's, if only as a zombie).
+int ChildProcess::SendSignal(int signo) const noexcept {
+  return has_pidfd_ ? pidfd_send_signal(exit_fd_.get(), signo, nullptr, 0) : ::kill(pid_, signo);
 }
 
 absl::StatusOr<int> ChildProcess::Wait() {

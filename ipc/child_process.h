@@ -5,8 +5,14 @@
 // optionally, a process group of its own so a terminal's Ctrl-C reaches only
 // the daemon, which then drains and stops its workers itself.
 //
-// The pidfd makes the child's exit an fd event (readable when it exits) that an
-// Asio loop can wait on, and makes Signal() immune to pid reuse.
+// exit_fd() makes the child's exit an fd event (readable when it exits) that an
+// Asio loop can wait on. It is a pidfd where the kernel offers pidfd_open
+// (Linux 5.3+). Where it does not, or a seccomp profile or valgrind (3.19)
+// refuses it, it is the read end of an "exit pipe" whose only write end the
+// child holds: the kernel closes it when the child exits, and the read end
+// sees end-of-file. Signals go through the pidfd, or else through the pid, which
+// cannot be reused before the parent reaps the child: no signal reaches a
+// stranger either way.
 //
 // Move-only. Destroying a ChildProcess that was not reaped kills it with
 // SIGKILL and reaps it: no orphan and no zombie outlives its owner.
@@ -37,6 +43,8 @@ struct SpawnOptions {
   // "NAME=value" entries added to (or replacing those in) this environment.
   std::vector<std::string> env;
   bool own_process_group = true;
+  // Watch the exit through an exit pipe even where pidfds work (for tests).
+  bool exit_pipe = false;
 };
 
 class ChildProcess {
@@ -50,8 +58,11 @@ class ChildProcess {
   ~ChildProcess();
 
   pid_t pid() const noexcept { return pid_; }
-  // Readable once the child has exited. Valid until the ChildProcess is gone.
-  int pidfd() const noexcept { return pidfd_.get(); }
+  // Readable once the child has exited (it may turn readable a moment before
+  // waitpid() can reap it). Valid until the ChildProcess is gone.
+  int exit_fd() const noexcept { return exit_fd_.get(); }
+  // Whether exit_fd() is a pidfd (else an exit pipe).
+  bool has_pidfd() const noexcept { return has_pidfd_; }
   bool reaped() const noexcept { return pid_ <= 0; }
 
   // Sends `signo`; a child that already exited (not yet reaped) is not an error.
@@ -62,11 +73,14 @@ class ChildProcess {
   absl::StatusOr<std::optional<int>> TryWait();
 
  private:
-  ChildProcess(pid_t pid, UniqueFd pidfd) noexcept : pid_(pid), pidfd_(std::move(pidfd)) {}
+  ChildProcess(pid_t pid, UniqueFd exit_fd, bool has_pidfd) noexcept
+      : pid_(pid), exit_fd_(std::move(exit_fd)), has_pidfd_(has_pidfd) {}
   void KillAndReap() noexcept;
+  int SendSignal(int signo) const noexcept;
 
   pid_t pid_ = -1;
-  UniqueFd pidfd_;
+  UniqueFd exit_fd_;
+  bool has_pidfd_ = false;
 };
 
 // Describes a wait status: "exited with status 3", "killed by signal 9 (Killed)".

@@ -231,7 +231,7 @@ TEST(WorkerProcess, KilledWhileWritingIsReclaimedAndReplaced) {
   ASSERT_TRUE(victim.Signal(SIGKILL).ok());
 
   // The daemon side learns of the death from the pidfd.
-  ASSERT_TRUE(WaitReadable(victim.pidfd(), kTimeoutMs));
+  ASSERT_TRUE(WaitReadable(victim.exit_fd(), kTimeoutMs));
   absl::StatusOr<int> status = victim.Wait();
   ASSERT_TRUE(status.ok());
   EXPECT_TRUE(WIFSIGNALED(*status) && WTERMSIG(*status) == SIGKILL) << DescribeWaitStatus(*status);
@@ -289,7 +289,7 @@ TEST(WorkerProcess, RandomKillsLoseNothingAndLeakNothing) {
       }
       ASSERT_TRUE(c.DrainCompletions([&](const Completion& done) { traffic.Check(done); }).ok());
     }
-    ASSERT_TRUE(WaitReadable(worker.pidfd(), kTimeoutMs));
+    ASSERT_TRUE(WaitReadable(worker.exit_fd(), kTimeoutMs));
     ASSERT_TRUE(worker.Wait().ok());
     ASSERT_TRUE(c.DrainCompletions([&](const Completion& done) { traffic.Check(done); }).ok());
     std::vector<uint64_t> held = c.Reset();
