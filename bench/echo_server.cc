@@ -43,6 +43,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/synchronization/mutex.h"
 #include "crunch/v1/crunch.grpc.pb.h"
 
 namespace crunch::bench {
@@ -256,6 +257,8 @@ int Serve(const std::string& listen, int threads, bool with_health_service) {
 }  // namespace crunch::bench
 
 int main(int argc, char** argv) {
+  // As crunchd does (daemon/crunchd_main.cc): the two servers run gRPC alike.
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   CLI::App app(
       "crunch_echo_server: serves crunch.v1 Run and RunStream by answering every task at once "
       "(a noop's answer, no work); the baseline of crunchd's front-end benchmark.",

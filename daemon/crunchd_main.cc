@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <filesystem>
 
+#include "absl/synchronization/mutex.h"
 #include "crunch/version.h"
 #include "daemon/config.h"
 #include "daemon/daemon.h"
@@ -34,6 +35,10 @@ std::string DefaultWorkerPath() {
 
 int main(int argc, char** argv) {
   using namespace crunch;
+  // Debian builds Abseil without NDEBUG, which leaves absl::Mutex's deadlock
+  // detector on: every lock gRPC takes then walks a lock graph (about 10% of
+  // the daemon's instructions per task under callgrind, bench suite 8).
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   CLI::App app(
       "crunchd: a compute daemon. CPU tasks run in worker processes over shared memory, "
       "blocking I/O tasks on a thread pool, all called over gRPC (crunch.v1.Crunch).",
