@@ -78,12 +78,16 @@ def by_how_much(value, target, higher_is_better=True, unit="x"):
 
 
 def record_target(path, suite, what, figure, target, ok, how=None):
-    """Appends one target to the --targets file; `how` is by_how_much()'s verdict."""
+    """Appends one target to the --targets file; `how` is by_how_much()'s verdict.
+
+    ok=None records a figure that is tracked but has no target (it is listed in
+    the summary and not counted as met or missed)."""
     if not path:
         return
     with open(path, "a") as f:
         f.write(json.dumps({"suite": suite, "what": what, "figure": figure, "target": target,
-                            "met": bool(ok), "how": how or met(ok)}) + "\n")
+                            "met": None if ok is None else bool(ok),
+                            "how": how or met(ok)}) + "\n")
 
 
 def cpu_ticks(pid):

@@ -9,6 +9,12 @@
 //           between threads); when a result comes back the next task is written.
 //           Latency is from the Write of a task to the Read of its result,
 //           matched by the request's tag (the tag is the in-flight slot).
+//   --rate R  open loop (unary): Run calls start on a fixed schedule, R per
+//           second over all threads, whether or not earlier ones ended
+//           (`--in-flight` caps how many may be outstanding; a call the cap
+//           holds back is counted as "held"). Calls refused with
+//           RESOURCE_EXHAUSTED are counted apart, with their own latency: the
+//           overload benchmark (bench/overload_bench.py) reads both.
 //
 // Threads: `--threads` client threads (default 1), each with its own channel
 // (its own connection), completion queue and share of the calls in flight;
@@ -55,8 +61,10 @@ struct Options {
   double seconds = 5.0;
   double warmup = 1.0;
   std::string kind = "noop";
+  std::vector<std::string> params;  // "key=value"
   size_t payload_bytes = 0;
   int threads = 1;
+  double rate = 0;  // Calls per second, open loop; 0: closed loop.
 };
 
 // The measurement window, shared by the client threads and main.
@@ -105,6 +113,8 @@ class Window {
 // What one client thread measured.
 struct Sample {
   std::vector<uint32_t> latencies_ns;  // Of the completions inside the window.
+  std::vector<uint32_t> rejected_ns;   // Open loop: RESOURCE_EXHAUSTED answers inside the window.
+  uint64_t held = 0;                   // Open loop: calls not started for the in-flight cap.
   uint64_t errors = 0;                 // Over the whole run, warm-up included.
   size_t reply_bytes = 0;              // Size of a reply, to check both servers send the same.
   std::string first_error;
@@ -115,6 +125,11 @@ struct Sample {
     const int64_t ns = std::chrono::duration_cast<std::chrono::nanoseconds>(end - start).count();
     latencies_ns.push_back(static_cast<uint32_t>(std::min<int64_t>(ns, UINT32_MAX)));
     window.Count();
+  }
+  void RecordRejected(Clock::time_point start, Clock::time_point end, Window& window) {
+    if (!window.open()) return;
+    const int64_t ns = std::chrono::duration_cast<std::chrono::nanoseconds>(end - start).count();
+    rejected_ns.push_back(static_cast<uint32_t>(std::min<int64_t>(ns, UINT32_MAX)));
   }
   void Error(std::string message) {
     if (errors++ == 0) first_error = std::move(message);
@@ -139,8 +154,23 @@ v1::TaskRequest MakeRequest(const Options& options) {
   v1::TaskRequest request;
   request.set_kind(options.kind);
   request.set_payload(std::string(options.payload_bytes, 'x'));
+  for (const std::string& param : options.params) {
+    const size_t eq = param.find('=');
+    (*request.mutable_params())[param.substr(0, eq)] =
+        eq == std::string::npos ? "" : param.substr(eq + 1);
+  }
   return request;
 }
+
+// One generic Run call; its address is its completion-queue tag.
+struct UnaryCall {
+  grpc::ClientContext context;
+  std::unique_ptr<grpc::GenericClientAsyncResponseReader> reader;
+  grpc::ByteBuffer reply;
+  grpc::Status status;
+  Clock::time_point start;
+};
+const char kRunMethod[] = "/crunch.v1.Crunch/Run";
 
 // Unary: `in_flight` Run calls on one queue, each replaced as it ends.
 void RunUnary(const Options& options, int index, int in_flight, Window& window, std::latch& ready,
@@ -154,19 +184,11 @@ void RunUnary(const Options& options, int index, int in_flight, Window& window, 
   bool own_buffer = false;
   grpc::GenericSerialize<grpc::ProtoBufferWriter, v1::TaskRequest>(MakeRequest(options), &request,
                                                                    &own_buffer);
-  struct Call {
-    grpc::ClientContext context;
-    std::unique_ptr<grpc::GenericClientAsyncResponseReader> reader;
-    grpc::ByteBuffer reply;
-    grpc::Status status;
-    Clock::time_point start;
-  };
-  static const std::string kMethod = "/crunch.v1.Crunch/Run";
   int outstanding = 0;
   auto issue = [&] {
-    Call* call = new Call;
+    UnaryCall* call = new UnaryCall;
     call->start = Clock::now();
-    call->reader = stub.PrepareUnaryCall(&call->context, kMethod, request, &cq);
+    call->reader = stub.PrepareUnaryCall(&call->context, kRunMethod, request, &cq);
     call->reader->StartCall();
     call->reader->Finish(&call->reply, &call->status, call);
     ++outstanding;
@@ -175,7 +197,7 @@ void RunUnary(const Options& options, int index, int in_flight, Window& window, 
   void* tag = nullptr;
   bool ok = false;
   while (outstanding > 0 && cq.Next(&tag, &ok)) {
-    std::unique_ptr<Call> call(static_cast<Call*>(tag));
+    std::unique_ptr<UnaryCall> call(static_cast<UnaryCall*>(tag));
     --outstanding;
     if (call->status.ok()) {
       sample->Record(call->start, Clock::now(), window);
@@ -186,6 +208,64 @@ void RunUnary(const Options& options, int index, int in_flight, Window& window, 
     if (!window.closed()) issue();
   }
   cq.Shutdown();
+  while (cq.Next(&tag, &ok)) {
+  }
+}
+
+// Open loop: a Run call every 1/rate seconds (this thread's share of --rate),
+// up to `in_flight` outstanding; until the window closes.
+void RunRate(const Options& options, int index, int in_flight, Window& window, std::latch& ready,
+             Sample* sample) {
+  std::shared_ptr<grpc::Channel> channel = Connect(options, index, sample);
+  ready.count_down();
+  if (channel == nullptr) return;
+  grpc::GenericStub stub(channel);
+  grpc::CompletionQueue cq;
+  grpc::ByteBuffer request;
+  bool own_buffer = false;
+  grpc::GenericSerialize<grpc::ProtoBufferWriter, v1::TaskRequest>(MakeRequest(options), &request,
+                                                                   &own_buffer);
+  const auto interval = std::chrono::duration_cast<Clock::duration>(
+      std::chrono::duration<double>(options.threads / options.rate));
+  int outstanding = 0;
+  Clock::time_point next = Clock::now();
+  for (;;) {
+    const Clock::time_point now = Clock::now();
+    if (!window.closed()) {
+      for (; next <= now; next += interval) {
+        if (outstanding >= in_flight) {
+          if (window.open()) ++sample->held;
+          continue;
+        }
+        UnaryCall* call = new UnaryCall;
+        call->start = now;
+        call->reader = stub.PrepareUnaryCall(&call->context, kRunMethod, request, &cq);
+        call->reader->StartCall();
+        call->reader->Finish(&call->reply, &call->status, call);
+        ++outstanding;
+      }
+    } else if (outstanding == 0) {
+      break;
+    }
+    void* tag = nullptr;
+    bool ok = false;
+    const Clock::time_point wake = window.closed() ? now + std::chrono::milliseconds(100) : next;
+    // gRPC takes system_clock deadlines only.
+    const auto deadline = std::chrono::system_clock::now() + (wake - Clock::now());
+    if (cq.AsyncNext(&tag, &ok, deadline) != grpc::CompletionQueue::GOT_EVENT) continue;
+    std::unique_ptr<UnaryCall> call(static_cast<UnaryCall*>(tag));
+    --outstanding;
+    if (call->status.ok()) {
+      sample->Record(call->start, Clock::now(), window);
+    } else if (call->status.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED) {
+      sample->RecordRejected(call->start, Clock::now(), window);
+    } else {
+      sample->Error(call->status.error_message());
+    }
+  }
+  cq.Shutdown();
+  void* tag = nullptr;
+  bool ok = false;
   while (cq.Next(&tag, &ok)) {
   }
 }
@@ -336,7 +416,7 @@ int Main(const Options& options) {
     // Calls in flight split between the threads, the remainder to the first ones.
     const int share =
         options.in_flight / options.threads + (i < options.in_flight % options.threads);
-    auto* body = options.mode == "unary" ? &RunUnary : &RunStream;
+    auto* body = options.rate > 0 ? &RunRate : options.mode == "unary" ? &RunUnary : &RunStream;
     threads.emplace_back(body, std::cref(options), i, share, std::ref(window), std::ref(ready),
                          &samples[static_cast<size_t>(i)]);
   }
@@ -351,8 +431,8 @@ int Main(const Options& options) {
   window.Close();
   for (std::thread& t : threads) t.join();
 
-  std::vector<uint32_t> all;
-  uint64_t errors = 0;
+  std::vector<uint32_t> all, rejected;
+  uint64_t errors = 0, held = 0;
   size_t reply_bytes = 0;
   for (const Sample& s : samples) {
     if (!s.setup_error.empty()) {
@@ -360,12 +440,15 @@ int Main(const Options& options) {
       return 1;
     }
     all.insert(all.end(), s.latencies_ns.begin(), s.latencies_ns.end());
+    rejected.insert(rejected.end(), s.rejected_ns.begin(), s.rejected_ns.end());
     errors += s.errors;
+    held += s.held;
     if (!s.first_error.empty())
       std::fprintf(stderr, "crunch_load: error: %s\n", s.first_error.c_str());
     reply_bytes = std::max(reply_bytes, s.reply_bytes);
   }
   std::sort(all.begin(), all.end());
+  std::sort(rejected.begin(), rejected.end());
   const double seconds = window.seconds();
   const double rate = seconds > 0 ? all.size() / seconds : 0;
   const double p50 = Percentile(all, 0.50);
@@ -374,10 +457,14 @@ int Main(const Options& options) {
   std::printf(
       "{\"mode\": \"%s\", \"in_flight\": %d, \"threads\": %d, \"tasks\": %zu, \"seconds\": %.3f, "
       "\"tasks_per_s\": %.0f, \"p50_us\": %.1f, \"p90_us\": %.1f, \"p99_us\": %.1f, "
+      "\"p999_us\": %.1f, \"max_us\": %.1f, \"rate\": %.1f, \"rejected\": %zu, "
+      "\"reject_p50_us\": %.1f, \"reject_p99_us\": %.1f, \"reject_max_us\": %.1f, \"held\": %lu, "
       "\"errors\": %lu, \"kind\": \"%s\", \"payload_bytes\": %zu, \"reply_bytes\": %zu}\n",
-      options.mode.c_str(), options.in_flight, options.threads, all.size(), seconds, rate, p50, p90,
-      p99, static_cast<unsigned long>(errors), options.kind.c_str(), options.payload_bytes,
-      reply_bytes);
+      options.rate > 0 ? "rate" : options.mode.c_str(), options.in_flight, options.threads,
+      all.size(), seconds, rate, p50, p90, p99, Percentile(all, 0.999), Percentile(all, 1.0),
+      options.rate, rejected.size(), Percentile(rejected, 0.50), Percentile(rejected, 0.99),
+      Percentile(rejected, 1.0), static_cast<unsigned long>(held),
+      static_cast<unsigned long>(errors), options.kind.c_str(), options.payload_bytes, reply_bytes);
   std::fprintf(stderr,
                "crunch_load: %s, %d in flight, %d thread(s): %zu tasks in %.2f s = %.0f tasks/s; "
                "latency p50 %.1f us, p90 %.1f us, p99 %.1f us; %lu errors\n",
@@ -410,6 +497,11 @@ int main(int argc, char** argv) {
   app.add_option("--warmup", options.warmup, "seconds of unmeasured load first (default 1)")
       ->check(CLI::NonNegativeNumber);
   app.add_option("--kind", options.kind, "task kind (default noop)");
+  app.add_option("--param", options.params, "task parameter KEY=VALUE (repeatable)");
+  app.add_option("--rate", options.rate,
+                 "open loop: start this many Run calls per second whatever the answers "
+                 "(--in-flight caps the outstanding ones)")
+      ->check(CLI::PositiveNumber);
   app.add_option("--payload-bytes", options.payload_bytes, "payload size (default 0)");
   app.add_option("--threads", options.threads,
                  "client threads, each with its own channel and completion queue (default 1)")
@@ -418,6 +510,10 @@ int main(int argc, char** argv) {
   if (options.threads > options.in_flight) {
     std::fprintf(stderr, "crunch_load: --threads must be at most --in-flight (%d), got %d\n",
                  options.in_flight, options.threads);
+    return 2;
+  }
+  if (options.rate > 0 && options.mode != "unary") {
+    std::fprintf(stderr, "crunch_load: --rate drives Run calls: use it with --mode unary\n");
     return 2;
   }
   return crunch::bench::Main(options);
