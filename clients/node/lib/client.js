@@ -314,7 +314,8 @@ class Client {
   async waitResult(id, { timeoutMs, signal } = {}) {
     const { taskId, target } = parseTaskId(id);
     const deadline = timeoutMs ? Date.now() + timeoutMs : undefined;
-    return toResult(await this.#unary(this.#daemonAt(target), 'Wait', { taskId }, { deadline, signal, taskId }));
+    return toResult(await this.#unary(this.#daemonOfTask(taskId, target), 'Wait', { taskId },
+                                      { deadline, signal, taskId }));
   }
 
   /**
@@ -325,7 +326,7 @@ class Client {
    */
   async cancel(id) {
     const { taskId, target } = parseTaskId(id);
-    const reply = await this.#unary(this.#daemonAt(target), 'Cancel', { taskId }, { taskId });
+    const reply = await this.#unary(this.#daemonOfTask(taskId, target), 'Cancel', { taskId }, { taskId });
     return reply.state;
   }
 
@@ -489,6 +490,17 @@ class Client {
   }
 
   /** @param {string | undefined} address */
+  /** The daemon a task id belongs to: with several, the id must say which (ids are per daemon). */
+  #daemonOfTask(taskId, target) {
+    this.#checkOpen();
+    if (target === undefined && this.#daemons.length > 1) {
+      throw new TypeError(`crunch-client: task id ${taskId} does not say which daemon holds it, and this ` +
+                          `client has several (${this.addresses.join(', ')}); pass the id submit() ` +
+                          `returned, "${taskId}@ADDRESS"`);
+    }
+    return this.#daemonAt(target);
+  }
+
   #daemonAt(address) {
     this.#checkOpen();
     if (address === undefined) return this.#daemons[0];

@@ -45,6 +45,9 @@ describe('round-robin over two daemons', () => {
     for (const id of ids) assert.equal((await client.wait(id)).toString(), '6765');
     assert.equal(await client.cancel(ids[0]), 'done');
     await assert.rejects(client.wait(`1@unix:/not/in/the/list.sock`), TypeError);
+    // A bare id could belong to either daemon: refused, not sent to the first.
+    await assert.rejects(client.wait(ids[0].split('@')[0]), /does not say which daemon holds it/);
+    await assert.rejects(client.cancel(ids[0].split('@')[0]), /does not say which daemon holds it/);
   });
 
   test('streams alternate between the daemons', async () => {
