@@ -13,6 +13,11 @@ about half the calls are refused with RESOURCE_EXHAUSTED. Meanwhile the
 daemon's resident memory (VmRSS of crunchd itself, not its workers) is read
 from /proc every 100 ms.
 
+Baseline in the same run: crunch_echo_server (bench/echo_server.cc, a bare
+gRPC server that answers every call at once) under the same open-loop client at
+the same rate: the latency of an answer that costs nothing, on this machine,
+now. On the 2-vCPU VMs its p99 is itself about 1 ms.
+
 What it checks (issue 6, "Overload"; issue 7, suite 7):
   - a refused call hears RESOURCE_EXHAUSTED within 1 ms (p99 of the refusals,
     measured by the client: the round trip over the Unix socket included);
@@ -29,8 +34,8 @@ import tempfile
 import threading
 import time
 
-from benchlib import (add_common_args, by_how_much, command, crunchd, crunchd_command, loadavg,
-                      logger, now, record_target, run_json)
+from benchlib import (Server, add_common_args, by_how_much, command, crunchd, crunchd_command,
+                      loadavg, logger, now, record_target, run_json)
 
 SUITE = "7. Overload"
 QUEUE_CAPACITY = 256
@@ -105,6 +110,14 @@ def main():
             run = load(args, server, ["--rate", f"{2 * capacity:.1f}", "--in-flight", "100000",
                                       "--seconds", str(args.seconds), "--warmup", "2"])
             peak_rss = sampler.stop()
+        sock = os.path.join(tmp, "echo.sock")
+        echo = Server("crunch_echo_server",
+                      [os.path.join(args.build_dir, "bin", "crunch_echo_server"), "--listen",
+                       f"unix:{sock}", "--threads", "2"], sock)
+        with echo:
+            base = run_json([os.path.join(args.build_dir, "bin", "crunch_load"), "--address",
+                             echo.address, "--rate", f"{2 * capacity:.1f}", "--in-flight",
+                             "100000", "--seconds", str(min(args.seconds, 10)), "--warmup", "1"])
     load_after = loadavg()
 
     offered = run["rate"]
@@ -121,7 +134,9 @@ def main():
           f"`{crunchd_command(2, config=True)}` with `[cpu] queue_capacity = {QUEUE_CAPACITY}`; "
           f"tasks are `spin` with `ms={SPIN_MS}`. Capacity: `crunch_load --kind spin --param "
           f"ms={SPIN_MS} --in-flight 32 --seconds {capacity_seconds}`; overload: the same with "
-          f"`--rate 2C --in-flight 100000 --seconds {args.seconds:.0f}`.\n")
+          f"`--rate 2C --in-flight 100000 --seconds {args.seconds:.0f}`; baseline: "
+          f"`crunch_echo_server --threads 2` driven by `crunch_load --rate 2C --in-flight 100000 "
+          f"--seconds {min(args.seconds, 10):.0f}` (noop calls, all answered at once).\n")
     print("| measure | figure | baseline or bound (same run) | target | |")
     print("|---|---|---|---|---|")
     print(f"| capacity C, closed loop | {capacity:,.0f} tasks/s | 2 workers x "
@@ -131,7 +146,9 @@ def main():
     print(f"| refused, RESOURCE_EXHAUSTED | {refused:,.0f} calls/s "
           f"({run['rejected']:,} in all) | | | |")
     print(f"| time to refuse, p50 / p99 / max | {run['reject_p50_us']:,.0f} / "
-          f"{run['reject_p99_us']:,.0f} / {run['reject_max_us']:,.0f} us | | p99 <= "
+          f"{run['reject_p99_us']:,.0f} / {run['reject_max_us']:,.0f} us | echo server's answer "
+          f"at the same rate: {base['p50_us']:,.0f} / {base['p99_us']:,.0f} / "
+          f"{base['max_us']:,.0f} us | p99 <= "
           f"{REJECT_TARGET_US:,} us | "
           f"{by_how_much(run['reject_p99_us'], REJECT_TARGET_US, False, 'us')} |")
     print(f"| admitted latency, p50 / p99 / p99.9 / max | {run['p50_us'] / 1000:,.0f} / "
