@@ -12,12 +12,14 @@
 // paths and symlinks that leave the directory while it resolves the path (EXDEV),
 // so there is no check-then-open race. There is no lexical fallback: where
 // openat2 is missing (Linux < 5.6, or a seccomp filter that hides it) file.*
-// fail closed with UNIMPLEMENTED. file.write resolves only the parent directory
-// that way; the file itself is a temporary file in that directory (created with
-// O_EXCL, written, fsynced, given the old file's permission bits) that
-// renameat(2) moves over the target, then the directory is fsynced. Readers see
-// the old or the new content, never a mix. A crash before the rename leaves a
-// ".crunch-write-*.tmp" file behind.
+// fail closed with UNIMPLEMENTED. A path of PATH_MAX bytes or more, or with a
+// name over NAME_MAX, is refused up front (INVALID_ARGUMENT naming the limit).
+// file.write resolves only the parent directory that way; the file itself is a
+// temporary file in that directory (created with O_EXCL, written, fsynced,
+// given the old file's permission bits) that renameat(2) moves over the
+// target, then the directory is fsynced. Readers see the old or the new
+// content, never a mix. A crash before the rename leaves a ".crunch-write-*.tmp"
+// file behind.
 //
 // http.get: each URL is parsed once, with curl's URL API, and that same parsed
 // handle is what curl fetches (CURLOPT_CURLU). The host checked against
@@ -77,6 +79,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
 #include "daemon/kinds/internal/http_allow_list.h"
 
@@ -182,6 +185,21 @@ absl::Status CheckPathParam(absl::string_view kind, const std::string& path) {
   if (path.find('\0') != std::string::npos) {
     return absl::InvalidArgumentError(
         absl::StrCat(kind, ": param 'path' must not contain NUL bytes"));
+  }
+  // The kernel would say ENAMETOOLONG; saying it here names the limit and keeps
+  // a 100 KB path out of the message.
+  if (path.size() >= PATH_MAX) {
+    return absl::InvalidArgumentError(absl::StrCat(kind, ": param 'path' is ", path.size(),
+                                                   " bytes long; at most ", PATH_MAX - 1,
+                                                   " are allowed (PATH_MAX)"));
+  }
+  for (absl::string_view component : absl::StrSplit(path, '/')) {
+    if (component.size() > NAME_MAX) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(kind, ": param 'path' has a name of ", component.size(), " bytes ('",
+                       component.substr(0, 16), "...'); at most ", NAME_MAX,
+                       " are allowed in each part of a path (NAME_MAX)"));
+    }
   }
   return absl::OkStatus();
 }

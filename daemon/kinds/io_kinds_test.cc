@@ -16,6 +16,7 @@
 #include <boost/beast/http.hpp>
 #include <cerrno>
 #include <chrono>
+#include <climits>
 #include <cstdint>
 #include <cstring>
 #include <filesystem>
@@ -401,6 +402,86 @@ TEST_F(IoKindsFiles, FileWriteReplacesASymlinkInsteadOfWritingThroughIt) {
   EXPECT_EQ(ReadFile(dir_.path() / "secret"), "outside");
   EXPECT_FALSE(std::filesystem::is_symlink(data_ / "link"));
   EXPECT_EQ(ReadFile(data_ / "link"), "new");
+}
+
+TEST_F(IoKindsFiles, ProcSelfTricksAreRefused) {
+  // Symlinks into /proc/self (absolute, or climbing out relatively), and the
+  // same paths given directly.
+  std::filesystem::create_symlink("/proc/self/root", data_ / "proc_root");
+  std::filesystem::create_symlink("/proc/self/cwd", data_ / "proc_cwd");
+  std::filesystem::create_symlink("/proc/self/fd", data_ / "proc_fd");
+  std::string up;
+  for (const auto& part : data_) {
+    if (part != "/") up += "../";
+  }
+  std::filesystem::create_symlink(up + "proc/self/root", data_ / "rel_proc_root");
+  for (const std::string& path : std::vector<std::string>{
+           "proc_root/etc/passwd", "proc_cwd", "proc_fd/0", "rel_proc_root/etc/passwd",
+           "/proc/self/root/etc/passwd", "/proc/self/environ", up + "proc/self/root/etc/passwd",
+           "../../../../../../../../proc/self/status"}) {
+    absl::StatusOr<std::string> read = RunKind(settings_, "file.read", {{"path", path}});
+    EXPECT_EQ(read.status().code(), absl::StatusCode::kPermissionDenied)
+        << path << ": " << read.status();
+  }
+  for (const char* path : {"proc_root/tmp/escaped", "proc_cwd/escaped", "rel_proc_root/tmp/x",
+                           "/proc/self/cwd/escaped"}) {
+    absl::StatusOr<std::string> wrote = RunKind(settings_, "file.write", {{"path", path}}, "x");
+    EXPECT_EQ(wrote.status().code(), absl::StatusCode::kPermissionDenied)
+        << path << ": " << wrote.status();
+  }
+  EXPECT_FALSE(std::filesystem::exists("/tmp/escaped"));
+}
+
+TEST(IoKinds, MagicLinksAreRefusedEvenBeneathTheDataDir) {
+  // With /proc/self as io.data_dir, "root" and "cwd" and "fd/N" lie beneath it
+  // but are magic links: RESOLVE_NO_MAGICLINKS stops them.
+  IoSettings settings;
+  settings.data_dir = "/proc/self";
+  for (const char* path : {"root/etc/passwd", "cwd/x", "fd/0", "exe", "root"}) {
+    absl::StatusOr<std::string> read = RunKind(settings, "file.read", {{"path", path}});
+    EXPECT_FALSE(read.ok()) << path;
+    EXPECT_EQ(read.status().code(), absl::StatusCode::kFailedPrecondition)
+        << path << ": " << read.status();
+    EXPECT_NE(read.status().message().find("magic link"), std::string::npos) << read.status();
+  }
+  absl::StatusOr<std::string> wrote =
+      RunKind(settings, "file.write", {{"path", "root/tmp/escaped"}}, "x");
+  EXPECT_EQ(wrote.status().code(), absl::StatusCode::kFailedPrecondition) << wrote.status();
+  EXPECT_FALSE(std::filesystem::exists("/tmp/escaped"));
+}
+
+TEST_F(IoKindsFiles, OverLongNamesAreInvalidArgumentNamingTheLimit) {
+  const std::string long_name(NAME_MAX + 1, 'n');
+  const std::string long_path = std::string(PATH_MAX, 'p');
+  std::string deep_path;  // Short names, too many of them.
+  while (deep_path.size() < PATH_MAX) deep_path += "d/";
+  for (const char* kind : {"file.read", "file.write"}) {
+    absl::StatusOr<std::string> result = RunKind(settings_, kind, {{"path", long_name}}, "x");
+    EXPECT_EQ(result.status().code(), absl::StatusCode::kInvalidArgument) << result.status();
+    EXPECT_EQ(result.status().message(),
+              absl::StrCat(kind,
+                           ": param 'path' has a name of 256 bytes ('nnnnnnnnnnnnnnnn...'); "
+                           "at most 255 are allowed in each part of a path (NAME_MAX)"));
+    result = RunKind(settings_, kind, {{"path", absl::StrCat("sub/", long_name, "/f")}}, "x");
+    EXPECT_EQ(result.status().code(), absl::StatusCode::kInvalidArgument) << result.status();
+    for (const std::string& path : {long_path, deep_path, std::string(100'000, 'x')}) {
+      result = RunKind(settings_, kind, {{"path", path}}, "x");
+      EXPECT_EQ(result.status().code(), absl::StatusCode::kInvalidArgument) << result.status();
+      EXPECT_NE(result.status().message().find("at most 4095 are allowed (PATH_MAX)"),
+                std::string::npos)
+          << result.status().message().substr(0, 200);
+      EXPECT_LT(result.status().message().size(), 200u);
+    }
+  }
+  // The limits themselves are fine.
+  const std::string longest_name(NAME_MAX, 'n');
+  ASSERT_TRUE(RunKind(settings_, "file.write", {{"path", longest_name}}, "edge").ok());
+  EXPECT_EQ(*RunKind(settings_, "file.read", {{"path", longest_name}}), "edge");
+  std::string deepest = "";
+  while (deepest.size() + 2 < PATH_MAX - 1) deepest += "./";
+  deepest += longest_name.substr(0, PATH_MAX - 1 - deepest.size());
+  EXPECT_EQ(RunKind(settings_, "file.read", {{"path", deepest}}).status().code(),
+            absl::StatusCode::kNotFound);
 }
 
 TEST(IoKinds, FileKindsNeedADataDir) {
