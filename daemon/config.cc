@@ -50,8 +50,9 @@ constexpr absl::string_view kServerKeys[] = {"listen", "drain_grace_ms", "result
 constexpr absl::string_view kCpuKeys[] = {
     "workers",     "queue_capacity", "task_timeout_ms",      "in_flight_per_worker", "spin_ns",
     "arena_bytes", "worker_path",    "max_tasks_per_worker", "max_worker_rss_bytes"};
-constexpr absl::string_view kIoKeys[] = {"threads", "queue_capacity", "task_timeout_ms", "data_dir",
-                                         "http_allow"};
+constexpr absl::string_view kIoKeys[] = {
+    "threads",    "queue_capacity",     "task_timeout_ms",        "data_dir",
+    "http_allow", "http_max_redirects", "http_connect_timeout_ms"};
 constexpr absl::string_view kLimitsKeys[] = {"max_payload_bytes", "max_output_bytes",
                                              "max_queued_bytes"};
 constexpr absl::string_view kLogKeys[] = {"level", "format"};
@@ -96,6 +97,8 @@ constexpr IntRule kMaxTasksPerWorkerRule{
 constexpr IntRule kMaxWorkerRssRule{
     .min = kMiB, .max = 1024 * kGiB, .bytes = true, .zero_means = "no limit"};
 constexpr IntRule kIoThreadsRule{.min = 1, .max = 1024};
+constexpr IntRule kHttpMaxRedirectsRule{.min = 0, .max = 20};
+constexpr IntRule kHttpConnectTimeoutMsRule{.min = 1, .max = 600'000};
 constexpr IntRule kMaxPayloadBytesRule{.min = 0, .max = kGiB, .bytes = true};
 constexpr IntRule kMaxOutputBytesRule{.min = kKiB, .max = kGiB, .bytes = true};
 constexpr IntRule kMaxQueuedBytesRule{.min = kMiB, .max = 1024 * kGiB, .bytes = true};
@@ -500,7 +503,10 @@ absl::Status ReadIo(const TableReader& t, IoConfig* c) {
   CRUNCH_RETURN_IF_ERROR(t.Int("queue_capacity", kQueueCapacityRule, &c->queue_capacity));
   CRUNCH_RETURN_IF_ERROR(t.Int("task_timeout_ms", kTaskTimeoutMsRule, &c->task_timeout_ms));
   CRUNCH_RETURN_IF_ERROR(t.Path("data_dir", &c->data_dir));
-  return t.StringList("http_allow", ValidateHttpAllowEntry, &c->http_allow);
+  CRUNCH_RETURN_IF_ERROR(t.StringList("http_allow", ValidateHttpAllowEntry, &c->http_allow));
+  CRUNCH_RETURN_IF_ERROR(
+      t.Int("http_max_redirects", kHttpMaxRedirectsRule, &c->http_max_redirects));
+  return t.Int("http_connect_timeout_ms", kHttpConnectTimeoutMsRule, &c->http_connect_timeout_ms);
 }
 
 absl::Status ReadLimits(const TableReader& t, LimitsConfig* c) {
@@ -752,6 +758,8 @@ std::string DescribeConfig(const Config& config) {
       "task_timeout_ms = ", io.task_timeout_ms, "\n",
       "data_dir = ", TomlString(io.data_dir), "\n",
       "http_allow = ", TomlStringArray(io.http_allow), "\n",
+      "http_max_redirects = ", io.http_max_redirects, "\n",
+      "http_connect_timeout_ms = ", io.http_connect_timeout_ms, "\n",
       "\n[limits]\n",
       "max_payload_bytes = ", limits.max_payload_bytes, "\n",
       "max_output_bytes = ", limits.max_output_bytes, "\n",

@@ -91,8 +91,14 @@ struct IoConfig {
   // or $HOME/.local/state/crunchd.
   std::string data_dir;
   // Hosts http.get may reach: "host", "host:port", "[v6]", "[v6]:port", or "*"
-  // for any. Empty: none.
+  // for any. Empty: none. "*" does not reach loopback or private addresses, and
+  // link-local and cloud metadata addresses only when listed as addresses
+  // (daemon/kinds/internal/http_allow_list.h).
   std::vector<std::string> http_allow;
+  // Redirects http.get follows, each hop checked like the first URL (0..20; 0: none).
+  uint32_t http_max_redirects = 5;
+  // How long http.get waits for a connection to be established (1..600000).
+  uint32_t http_connect_timeout_ms = 10000;
 
   bool operator==(const IoConfig&) const = default;
 };

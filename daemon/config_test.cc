@@ -87,6 +87,8 @@ queue_capacity = 13
 task_timeout_ms = 14
 data_dir = "/srv/crunch"
 http_allow = ["example.com", "api.example.com:8443", "[2001:db8::1]:80", "*"]
+http_max_redirects = 0
+http_connect_timeout_ms = 15
 
 [limits]
 max_payload_bytes = 0
@@ -121,6 +123,8 @@ Config EveryKeyConfig() {
   c.io.task_timeout_ms = 14;
   c.io.data_dir = "/srv/crunch";
   c.io.http_allow = {"example.com", "api.example.com:8443", "[2001:db8::1]:80", "*"};
+  c.io.http_max_redirects = 0;
+  c.io.http_connect_timeout_ms = 15;
   c.limits.max_payload_bytes = 0;
   c.limits.max_output_bytes = 1024;
   c.limits.max_queued_bytes = 2ull << 20;
@@ -241,6 +245,10 @@ TEST(ParseConfig, RejectsOutOfRangeNamingKeyAndRange) {
   EXPECT_EQ(ParseError("[limits]\nmax_output_bytes = 1023\n").message(),
             "crunchd.toml:2: [limits] max_output_bytes must be an integer in 1024..1073741824 "
             "(1 KiB..1 GiB), got 1023");
+  EXPECT_EQ(ParseError("[io]\nhttp_max_redirects = 21\n").message(),
+            "crunchd.toml:2: [io] http_max_redirects must be an integer in 0..20, got 21");
+  EXPECT_EQ(ParseError("[io]\nhttp_connect_timeout_ms = 0\n").message(),
+            "crunchd.toml:2: [io] http_connect_timeout_ms must be an integer in 1..600000, got 0");
   // A value that would wrap around in a uint32_t.
   EXPECT_EQ(ParseError("[cpu]\nqueue_capacity = 4294967297\n").code(),
             absl::StatusCode::kInvalidArgument);
@@ -251,7 +259,8 @@ TEST(ParseConfig, AcceptsTheEndsOfEachRange) {
       "[server]\ndrain_grace_ms = 0\nresult_ttl_ms = 1000\nmax_kept_results = 1\n"
       "[cpu]\nworkers = 1\nqueue_capacity = 1\ntask_timeout_ms = 1\nin_flight_per_worker = 1\n"
       "spin_ns = 0\narena_bytes = 1048576\n"
-      "[io]\nthreads = 1\nqueue_capacity = 1\ntask_timeout_ms = 1\n"
+      "[io]\nthreads = 1\nqueue_capacity = 1\ntask_timeout_ms = 1\nhttp_max_redirects = 0\n"
+      "http_connect_timeout_ms = 1\n"
       "[limits]\nmax_payload_bytes = 0\nmax_output_bytes = 1024\nmax_queued_bytes = 1048576\n",
       kOrigin);
   EXPECT_TRUE(low.ok()) << low.status();
@@ -260,6 +269,7 @@ TEST(ParseConfig, AcceptsTheEndsOfEachRange) {
       "[cpu]\nworkers = 1024\nqueue_capacity = 10000000\ntask_timeout_ms = 86400000\n"
       "in_flight_per_worker = 64\nspin_ns = 10000000\narena_bytes = 68719476736\n"
       "[io]\nthreads = 1024\nqueue_capacity = 10000000\ntask_timeout_ms = 86400000\n"
+      "http_max_redirects = 20\nhttp_connect_timeout_ms = 600000\n"
       "[limits]\nmax_payload_bytes = 1073741824\nmax_output_bytes = 1073741824\n"
       "max_queued_bytes = 1099511627776\n",
       kOrigin);
@@ -613,7 +623,7 @@ TEST(DefaultToml, DocumentsEveryKey) {
   const std::set<std::string> documented =
       QualifiedKeys(Uncommented(ReadFile(CRUNCH_DEFAULT_TOML)));
   const std::set<std::string> known = QualifiedKeys(DescribeConfig(Config{}));
-  EXPECT_EQ(known.size(), 24u);
+  EXPECT_EQ(known.size(), 26u);
   EXPECT_EQ(documented, known);
 }
 

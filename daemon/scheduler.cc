@@ -35,6 +35,8 @@ absl::StatusOr<std::unique_ptr<Scheduler>> Scheduler::Create(boost::asio::io_con
   IoSettings io_settings;
   io_settings.data_dir = config.io.data_dir;
   io_settings.http_allow = config.io.http_allow;
+  io_settings.http_max_redirects = config.io.http_max_redirects;
+  io_settings.http_connect_timeout_ms = config.io.http_connect_timeout_ms;
   io_settings.limits.max_output_bytes = config.limits.max_output_bytes;
   absl::StatusOr<KindRegistry> kinds = KindRegistry::Create(CpuKinds(), IoKinds(io_settings));
   if (!kinds.ok()) return kinds.status();
@@ -531,6 +533,10 @@ void Scheduler::Reload(const Config& config) {
   restart_needed("[io] threads", config.io.threads != config_.io.threads);
   restart_needed("[io] data_dir", config.io.data_dir != config_.io.data_dir);
   restart_needed("[io] http_allow", config.io.http_allow != config_.io.http_allow);
+  restart_needed("[io] http_max_redirects",
+                 config.io.http_max_redirects != config_.io.http_max_redirects);
+  restart_needed("[io] http_connect_timeout_ms",
+                 config.io.http_connect_timeout_ms != config_.io.http_connect_timeout_ms);
   restart_needed("[server] listen", config.server.listen != config_.server.listen);
   restart_needed("[metrics] listen", config.metrics.listen != config_.metrics.listen);
   config_ = config;

@@ -137,6 +137,26 @@ TEST_F(KindsTest, HttpGetRefusesHostsOutsideTheAllowList) {
   EXPECT_THAT(s.error_message(), HasSubstr("http_allow"));
 }
 
+TEST_F(KindsTest, HttpGetFollowsARedirectWithinTheAllowList) {
+  EXPECT_EQ(Ok("http.get", {{"url", http_->Url("/redirect")}}), "hello");
+}
+
+TEST_F(KindsTest, HttpGetRefusesARedirectToAHostNotInTheAllowList) {
+  const std::string url = http_->Url("/to/http://192.0.2.1/secret");
+  grpc::Status s = Fail("http.get", {{"url", url}});
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::PERMISSION_DENIED) << s.error_message();
+  EXPECT_EQ(s.error_message(),
+            "http.get " + url +
+                ": redirect 1 (HTTP 302) to 'http://192.0.2.1/secret': host '192.0.2.1:80' is not "
+                "in io.http_allow (allowed: 127.0.0.1)");
+}
+
+TEST_F(KindsTest, HttpGetStopsARedirectLoopAtTheLimit) {
+  grpc::Status s = Fail("http.get", {{"url", http_->Url("/loop")}});
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION) << s.error_message();
+  EXPECT_THAT(s.error_message(), HasSubstr("too many redirects: io.http_max_redirects = 5"));
+}
+
 TEST_F(KindsTest, FileWriteThenRead) {
   EXPECT_EQ(Ok("file.write", {{"path", "notes.txt"}}, "0123456789"), "10");
   EXPECT_EQ(Ok("file.read", {{"path", "notes.txt"}}), "0123456789");
@@ -144,10 +164,29 @@ TEST_F(KindsTest, FileWriteThenRead) {
 }
 
 TEST_F(KindsTest, FilePathsOutsideTheDataDirAreDenied) {
-  for (const std::string path : {"../crunchd.toml", "/etc/passwd"}) {
+  const std::filesystem::path data = std::filesystem::path(daemon_->dir()) / "data";
+  std::error_code ignored;
+  std::filesystem::create_symlink("/proc/self/root", data / "proc_root", ignored);
+  std::filesystem::create_symlink("../crunchd.toml", data / "config_link", ignored);
+  for (const std::string path :
+       {"../crunchd.toml", "/etc/passwd", "./../crunchd.toml", "config_link",
+        "proc_root/etc/passwd", "/proc/self/root/etc/passwd", "/proc/self/environ"}) {
     grpc::Status s = Fail("file.read", {{"path", path}});
     EXPECT_EQ(s.error_code(), grpc::StatusCode::PERMISSION_DENIED) << path;
+    EXPECT_THAT(s.error_message(), HasSubstr("resolves outside io.data_dir")) << path;
   }
+  grpc::Status s = Fail("file.write", {{"path", "proc_root/tmp/crunch-escaped"}}, "x");
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::PERMISSION_DENIED) << s.error_message();
+  EXPECT_FALSE(std::filesystem::exists("/tmp/crunch-escaped"));
+}
+
+TEST_F(KindsTest, OverLongFilePathsAreInvalidArgument) {
+  grpc::Status s = Fail("file.read", {{"path", std::string(256, 'n')}});
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(s.error_message(), HasSubstr("at most 255 are allowed in each part of a path"));
+  s = Fail("file.write", {{"path", std::string(5000, 'p')}}, "x");
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(s.error_message(), HasSubstr("at most 4095 are allowed (PATH_MAX)"));
 }
 
 TEST_F(KindsTest, MissingFileIsNotFound) {
@@ -222,6 +261,77 @@ TEST_F(KindsTest, StatusDescribesWorkersAndPools) {
   EXPECT_EQ(s->pools(1).name(), "io");
   EXPECT_EQ(s->pools(1).size(), 16u);
   EXPECT_FALSE(s->version().empty());
+}
+
+// http.get's address rules through a daemon whose allow list is "*": the
+// wildcard reaches neither this machine nor link-local and metadata addresses,
+// whether asked directly, through a redirect or through a name.
+class HttpAddressRulesTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    absl::StatusOr<std::unique_ptr<DaemonProcess>> d =
+        DaemonProcess::Start({"--workers", "1"},
+                             "[io]\n"
+                             "http_allow = [\"*\", \"127.0.0.1:" +
+                                 std::to_string(http_.port()) +
+                                 "\"]\n"
+                                 "http_max_redirects = 2\n"
+                                 "http_connect_timeout_ms = 2000\n");
+    ASSERT_TRUE(d.ok()) << d.status();
+    daemon_ = *std::move(d);
+    stub_ = daemon_->NewStub();
+  }
+  void TearDown() override {
+    if (daemon_ != nullptr) {
+      EXPECT_EQ(daemon_->Stop(), 0) << daemon_->Log();
+    }
+  }
+  grpc::Status Get(const std::string& url) {
+    crunch::v1::TaskResult r;
+    return RunTask(*stub_, "http.get", {{"url", url}}, "", &r, /*timeout_ms=*/10000);
+  }
+
+  testing::HttpServer http_;
+  std::unique_ptr<DaemonProcess> daemon_;
+  std::unique_ptr<crunch::v1::Crunch::Stub> stub_;
+};
+
+TEST_F(HttpAddressRulesTest, TheListedLoopbackServerWorksAndRedirectsAreLimited) {
+  crunch::v1::TaskResult r;
+  ASSERT_TRUE(RunTask(*stub_, "http.get", {{"url", http_.Url("/redirect")}}, "", &r).ok());
+  EXPECT_EQ(r.output(), "hello");
+  grpc::Status s = Get(http_.Url("/loop"));
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_THAT(s.error_message(), HasSubstr("io.http_max_redirects = 2"));
+}
+
+TEST_F(HttpAddressRulesTest, MetadataAndLinkLocalAreRefusedDirectlyAndAfterARedirect) {
+  for (const std::string& url :
+       {std::string("http://169.254.169.254/latest/meta-data/"), std::string("http://[fe80::1]/"),
+        std::string("http://[fd00:ec2::254]/latest/meta-data/"),
+        http_.Url("/to/http://169.254.169.254/latest/meta-data/iam/security-credentials/"),
+        http_.Url("/to/http://[fe80::1]:8080/")}) {
+    grpc::Status s = Get(url);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::PERMISSION_DENIED) << url;
+    EXPECT_THAT(s.error_message(), HasSubstr("only an io.http_allow entry naming the address"))
+        << url;
+  }
+  EXPECT_THAT(Get(http_.Url("/to/http://169.254.169.254/")).error_message(),
+              HasSubstr("redirect 1 (HTTP 302) to 'http://169.254.169.254/': refused to "
+                        "connect to 169.254.169.254:80"));
+}
+
+TEST_F(HttpAddressRulesTest, TheWildcardDoesNotReachThisMachine) {
+  testing::HttpServer other;  // Listening on loopback, not listed.
+  for (const std::string& url :
+       {other.Url("/ok"), "http://localhost:" + std::to_string(other.port()) + "/ok",
+        "http://0.0.0.0:" + std::to_string(other.port()) + "/ok",
+        http_.Url("/to/" + other.Url("/ok"))}) {
+    grpc::Status s = Get(url);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::PERMISSION_DENIED) << url;
+    EXPECT_THAT(s.error_message(), HasSubstr("\"*\" in io.http_allow does not cover it")) << url;
+  }
+  EXPECT_EQ(other.max_open(), 0);
 }
 
 }  // namespace

@@ -12,19 +12,32 @@
 // paths and symlinks that leave the directory while it resolves the path (EXDEV),
 // so there is no check-then-open race. There is no lexical fallback: where
 // openat2 is missing (Linux < 5.6, or a seccomp filter that hides it) file.*
-// fail closed with UNIMPLEMENTED. file.write resolves only the parent directory
-// that way; the file itself is a temporary file in that directory (created with
-// O_EXCL, written, fsynced, given the old file's permission bits) that
-// renameat(2) moves over the target, then the directory is fsynced. Readers see
-// the old or the new content, never a mix. A crash before the rename leaves a
-// ".crunch-write-*.tmp" file behind.
+// fail closed with UNIMPLEMENTED. A path of PATH_MAX bytes or more, or with a
+// name over NAME_MAX, is refused up front (INVALID_ARGUMENT naming the limit).
+// file.write resolves only the parent directory that way; the file itself is a
+// temporary file in that directory (created with O_EXCL, written, fsynced,
+// given the old file's permission bits) that renameat(2) moves over the
+// target, then the directory is fsynced. Readers see the old or the new
+// content, never a mix. A crash before the rename leaves a ".crunch-write-*.tmp"
+// file behind.
 //
-// http.get: the URL is parsed once, with curl's URL API, and that same parsed
+// http.get: each URL is parsed once, with curl's URL API, and that same parsed
 // handle is what curl fetches (CURLOPT_CURLU). The host checked against
 // io.http_allow is therefore the host curl connects to, with no second parser
-// to disagree. Redirects are not followed, so a 3xx cannot lead elsewhere.
-// Proxy variables in the environment (http_proxy, ...) are honoured as curl
-// always does; the allow list applies to the URL's host.
+// to disagree. The address rules (daemon/kinds/internal/http_allow_list.h) are
+// applied where curl opens each socket (CURLOPT_OPENSOCKETFUNCTION), to the
+// address it actually connects to: a DNS answer pointing at link-local or
+// cloud-metadata space is refused there before a packet is sent. Redirects are
+// followed here, not by curl: every hop is a new exchange whose URL is parsed
+// and checked like the first one, up to io.http_max_redirects hops. Proxy
+// variables in the environment (http_proxy, ...) are honoured as curl always
+// does; the host rules apply to the URL's host, the address rules to the
+// address crunchd connects to, which is then the proxy's (what the proxy
+// connects to is the proxy's business).
+//
+// Limits: the body is capped by limits.max_output_bytes (a Content-Length over
+// it is refused before the body is read); the whole fetch, redirects included,
+// by the task's deadline; each connection attempt by io.http_connect_timeout_ms.
 //
 // Stopping early: sleep polls its TaskContext every 5 ms or less. http.get
 // passes the deadline to curl as CURLOPT_TIMEOUT_MS and aborts from the progress
@@ -36,10 +49,12 @@
 
 #include "daemon/kinds/io_kinds.h"
 
+#include <arpa/inet.h>
 #include <curl/curl.h>
 #include <fcntl.h>
 #include <linux/openat2.h>
 #include <netdb.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -53,6 +68,7 @@
 #include <cstdint>
 #include <cstring>
 #include <memory>
+#include <optional>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -60,9 +76,12 @@
 #include "absl/cleanup/cleanup.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
+#include "daemon/kinds/internal/http_allow_list.h"
 
 namespace crunch::daemon {
 namespace {
@@ -166,6 +185,21 @@ absl::Status CheckPathParam(absl::string_view kind, const std::string& path) {
   if (path.find('\0') != std::string::npos) {
     return absl::InvalidArgumentError(
         absl::StrCat(kind, ": param 'path' must not contain NUL bytes"));
+  }
+  // The kernel would say ENAMETOOLONG; saying it here names the limit and keeps
+  // a 100 KB path out of the message.
+  if (path.size() >= PATH_MAX) {
+    return absl::InvalidArgumentError(absl::StrCat(kind, ": param 'path' is ", path.size(),
+                                                   " bytes long; at most ", PATH_MAX - 1,
+                                                   " are allowed (PATH_MAX)"));
+  }
+  for (absl::string_view component : absl::StrSplit(path, '/')) {
+    if (component.size() > NAME_MAX) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(kind, ": param 'path' has a name of ", component.size(), " bytes ('",
+                       component.substr(0, 16), "...'); at most ", NAME_MAX,
+                       " are allowed in each part of a path (NAME_MAX)"));
+    }
   }
   return absl::OkStatus();
 }
@@ -389,56 +423,101 @@ std::string UrlPart(CURLU* url, CURLUPart part, unsigned int flags = 0) {
   return result;
 }
 
-absl::string_view StripBrackets(absl::string_view host) {
-  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
-    return host.substr(1, host.size() - 2);
+// A URL http.get is about to fetch: parsed once, its host admitted by io.http_allow.
+struct Target {
+  std::unique_ptr<CURLU, CurlUrlDeleter> parsed;
+  std::string host;  // As curl's URL API gives it: IPv6 in brackets.
+  uint16_t port = 0;
+  HttpAllowList::HostMatch match = HttpAllowList::HostMatch::kNone;
+};
+
+// Parses and checks `url`. `subject` starts every message ("http.get: 'URL'",
+// or for a redirect "http.get URL: redirect 2 (HTTP 302) to 'URL'"). `bad` is the code for a
+// URL that is malformed or has another scheme: INVALID_ARGUMENT for the caller's
+// URL; for a Location header, which the caller did not write, PERMISSION_DENIED.
+absl::StatusOr<Target> ParseTarget(const HttpAllowList& allow, const std::string& url,
+                                   absl::string_view subject, absl::StatusCode bad) {
+  Target target;
+  target.parsed.reset(curl_url());
+  if (target.parsed == nullptr) return absl::ResourceExhaustedError("http.get: out of memory");
+  // CURLU_NON_SUPPORT_SCHEME: parse any scheme, so that refusing one is our
+  // decision with our message.
+  if (CURLUcode rc =
+          curl_url_set(target.parsed.get(), CURLUPART_URL, url.c_str(), CURLU_NON_SUPPORT_SCHEME);
+      rc != CURLUE_OK) {
+    return absl::Status(bad, absl::StrCat(subject, " is not a valid URL (", curl_url_strerror(rc),
+                                          "); give an absolute http:// or https:// URL"));
   }
-  return host;
+  const std::string scheme = absl::AsciiStrToLower(UrlPart(target.parsed.get(), CURLUPART_SCHEME));
+  if (scheme != "http" && scheme != "https") {
+    return absl::Status(bad, absl::StrCat(subject, " has scheme '", scheme,
+                                          "', which is not allowed; allowed schemes: http, https"));
+  }
+  target.host = UrlPart(target.parsed.get(), CURLUPART_HOST);
+  if (target.host.empty()) {
+    return absl::Status(bad, absl::StrCat(subject, " names no host"));
+  }
+  const std::string port = UrlPart(target.parsed.get(), CURLUPART_PORT, CURLU_DEFAULT_PORT);
+  uint32_t port_number = 0;
+  if (!absl::SimpleAtoi(port, &port_number) || port_number == 0 || port_number > 65535) {
+    return absl::Status(bad,
+                        absl::StrCat(subject, " has port '", port, "', which is not in 1..65535"));
+  }
+  target.port = static_cast<uint16_t>(port_number);
+  target.match = allow.MatchHost(target.host, target.port);
+  if (target.match == HttpAllowList::HostMatch::kNone) {
+    return absl::PermissionDeniedError(
+        absl::StrCat(subject, ": host '", target.host, ":", port,
+                     "' is not in io.http_allow (allowed: ", allow.Describe(), ")"));
+  }
+  return target;
 }
 
-// Whether io.http_allow lets http.get reach `host` (as curl's URL API gives it:
-// IPv6 addresses in brackets) on `port`.
-bool HostAllowed(const std::vector<std::string>& allow, absl::string_view host,
-                 absl::string_view port) {
-  for (absl::string_view entry : allow) {
-    if (entry == "*") return true;
-    absl::string_view entry_host = entry;
-    absl::string_view entry_port;
-    if (absl::StartsWith(entry, "[")) {  // "[v6]" or "[v6]:port"
-      const size_t close = entry.find(']');
-      if (close != absl::string_view::npos) {
-        entry_host = entry.substr(0, close + 1);
-        if (absl::StartsWith(entry.substr(close + 1), ":")) entry_port = entry.substr(close + 2);
-      }
-    } else if (const size_t colon = entry.find(':');
-               colon != absl::string_view::npos &&
-               entry.find(':', colon + 1) == absl::string_view::npos) {
-      entry_host = entry.substr(0, colon);  // "host:port"; two colons or more: a bare IPv6.
-      entry_port = entry.substr(colon + 1);
-    }
-    if (absl::EqualsIgnoreCase(StripBrackets(entry_host), StripBrackets(host)) &&
-        (entry_port.empty() || entry_port == port)) {
-      return true;
-    }
+// `location` made absolute against `base`; as it is if that fails (ParseTarget
+// then says what is wrong with it).
+std::string ResolveLocation(CURLU* base, const std::string& location) {
+  std::unique_ptr<CURLU, CurlUrlDeleter> url(curl_url_dup(base));
+  if (url == nullptr || curl_url_set(url.get(), CURLUPART_URL, location.c_str(),
+                                     CURLU_NON_SUPPORT_SCHEME) != CURLUE_OK) {
+    return location;
   }
-  return false;
+  const std::string resolved = UrlPart(url.get(), CURLUPART_URL);
+  return resolved.empty() ? location : resolved;
 }
 
+// One request/response exchange, shared with curl's callbacks.
 struct Transfer {
   CURL* easy;
   const TaskContext* context;
   Output* output;
-  bool status_not_2xx = false;  // The body callback saw a non-2xx status.
-  absl::Status append_error;    // The Output refused the body.
+  const HttpAllowList* allow;
+  const Target* target;
+  bool status_not_2xx = false;       // The body callback saw a non-2xx status.
+  absl::Status append_error;         // The Output refused the body.
+  std::vector<std::string> refused;  // Why each address the rules refused was refused.
+  int sockets_opened = 0;            // Connections the rules allowed.
 };
 
 bool Is2xx(long code) { return code >= 200 && code <= 299; }
+bool IsRedirect(long code) {
+  return code == 301 || code == 302 || code == 303 || code == 307 || code == 308;
+}
+
+// The Location header of the last response, as sent; "" if none.
+std::string LocationHeader(CURL* easy) {
+  curl_header* header = nullptr;
+  if (curl_easy_header(easy, "Location", 0, CURLH_HEADER, -1, &header) != CURLHE_OK ||
+      header == nullptr || header->value == nullptr) {
+    return "";
+  }
+  return header->value;
+}
 
 size_t OnBody(char* data, size_t size, size_t count, void* user) {
   Transfer& transfer = *static_cast<Transfer*>(user);
   long code = 0;
   curl_easy_getinfo(transfer.easy, CURLINFO_RESPONSE_CODE, &code);
-  // An error page is not the output; stop before reading it.
+  // An error page or a redirect's body is not the output; stop before reading it.
   if (!Is2xx(code)) {
     transfer.status_not_2xx = true;
     return 0;
@@ -453,18 +532,161 @@ int OnProgress(void* user, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
   return static_cast<Transfer*>(user)->context->ShouldStop() ? 1 : 0;
 }
 
-absl::Status HttpStatusError(CURL* easy, absl::string_view url, long code) {
-  std::string detail = "only 2xx responses succeed";
-  if (code >= 300 && code <= 399) {
-    detail = "redirects are not followed";
-    char* location = nullptr;
-    if (curl_easy_getinfo(easy, CURLINFO_REDIRECT_URL, &location) == CURLE_OK &&
-        location != nullptr) {
-      absl::StrAppend(&detail, "; Location: ", location);
-    }
+// curl calls this for every connection it opens, with the address it resolved
+// the host to (or a proxy's): the one place where the address rules apply, so
+// no DNS answer and no redirect can get around them. Refusing returns
+// CURL_SOCKET_BAD before any packet is sent; curl then tries the host's next
+// address, if it has one.
+curl_socket_t OnOpenSocket(void* user, curlsocktype, curl_sockaddr* address) {
+  Transfer& transfer = *static_cast<Transfer*>(user);
+  const std::optional<IpAddress> ip = IpAddress::FromSockaddr(&address->addr, address->addrlen);
+  if (!ip.has_value()) {
+    transfer.refused.push_back(absl::StrCat("refused a connection of address family ",
+                                            address->family, " (from host '", transfer.target->host,
+                                            "'); only IPv4 and IPv6 are allowed"));
+    return CURL_SOCKET_BAD;
   }
-  return absl::FailedPreconditionError(
-      absl::StrCat("http.get ", url, ": HTTP ", code, " (", detail, ")"));
+  const uint16_t port =
+      ntohs(address->family == AF_INET
+                ? reinterpret_cast<const sockaddr_in*>(&address->addr)->sin_port
+                : reinterpret_cast<const sockaddr_in6*>(&address->addr)->sin6_port);
+  if (absl::Status verdict =
+          transfer.allow->CheckAddress(transfer.target->match, transfer.target->host, *ip, port);
+      !verdict.ok()) {
+    transfer.refused.emplace_back(verdict.message());
+    return CURL_SOCKET_BAD;
+  }
+  const int fd = ::socket(address->family, address->socktype | SOCK_CLOEXEC, address->protocol);
+  if (fd >= 0) ++transfer.sockets_opened;
+  return fd < 0 ? CURL_SOCKET_BAD : fd;
+}
+
+absl::Status HttpStatusError(absl::string_view what, long code, absl::string_view detail) {
+  return absl::FailedPreconditionError(absl::StrCat(what, ": HTTP ", code, " (", detail, ")"));
+}
+
+// What one exchange ended with.
+struct Exchange {
+  absl::Status status;   // Not OK: http.get fails with it.
+  std::string location;  // Set for a redirect with a Location: where to go next, as sent.
+  long code = 0;
+};
+
+// Fetches `target` once, writing a 2xx body to `output`; a redirect comes back
+// as OK with its Location.
+Exchange FetchOnce(const IoSettings& settings, const HttpAllowList& allow, const Target& target,
+                   absl::string_view what, const TaskContext& context, Output& output) {
+  std::unique_ptr<CURL, CurlEasyDeleter> handle(curl_easy_init());
+  if (handle == nullptr) return {absl::InternalError("http.get: curl_easy_init failed")};
+  CURL* easy = handle.get();
+  Transfer transfer{
+      .easy = easy, .context = &context, .output = &output, .allow = &allow, .target = &target};
+  char error[CURL_ERROR_SIZE] = "";
+  if (CURLcode rc = curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https"); rc != CURLE_OK) {
+    return {absl::InternalError(
+        absl::StrCat("http.get: this libcurl cannot restrict itself to http and https: ",
+                     curl_easy_strerror(rc)))};
+  }
+  if (CURLcode rc = curl_easy_setopt(easy, CURLOPT_CURLU, target.parsed.get()); rc != CURLE_OK) {
+    return {absl::InternalError(
+        absl::StrCat("http.get: cannot hand the URL to curl: ", curl_easy_strerror(rc)))};
+  }
+  curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
+  // Redirects are followed by HttpGet, one checked hop at a time.
+  curl_easy_setopt(easy, CURLOPT_FOLLOWLOCATION, 0L);
+  curl_easy_setopt(easy, CURLOPT_USERAGENT, "crunchd");
+  curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, error);
+  curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, &OnBody);
+  curl_easy_setopt(easy, CURLOPT_WRITEDATA, &transfer);
+  curl_easy_setopt(easy, CURLOPT_NOPROGRESS, 0L);
+  curl_easy_setopt(easy, CURLOPT_XFERINFOFUNCTION, &OnProgress);
+  curl_easy_setopt(easy, CURLOPT_XFERINFODATA, &transfer);
+  curl_easy_setopt(easy, CURLOPT_OPENSOCKETFUNCTION, &OnOpenSocket);
+  curl_easy_setopt(easy, CURLOPT_OPENSOCKETDATA, &transfer);
+  curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS,
+                   static_cast<long>(settings.http_connect_timeout_ms));
+  // Refuses a body whose Content-Length is already too big before reading it.
+  const uint64_t budget = output.remaining();
+  curl_easy_setopt(easy, CURLOPT_MAXFILESIZE_LARGE,
+                   static_cast<curl_off_t>(std::min<uint64_t>(budget, INT64_MAX)));
+  const steady_clock::time_point start = steady_clock::now();
+  if (context.deadline != steady_clock::time_point::max()) {
+    const auto left = std::chrono::ceil<milliseconds>(context.deadline - start);
+    curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS,
+                     static_cast<long>(std::clamp<int64_t>(left.count(), 1, LONG_MAX)));
+  }
+
+  const CURLcode rc = curl_easy_perform(easy);
+  Exchange result;
+  curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &result.code);
+  const long code = result.code;
+  const absl::string_view detail = error[0] != '\0' ? error : curl_easy_strerror(rc);
+  if (!transfer.refused.empty() && transfer.sockets_opened == 0) {
+    // Every address the host had was refused; nothing was sent anywhere.
+    result.status = absl::PermissionDeniedError(
+        absl::StrCat(what, ": ", absl::StrJoin(transfer.refused, "; ")));
+    return result;
+  }
+  const bool got_response = rc == CURLE_OK || (rc == CURLE_WRITE_ERROR && transfer.status_not_2xx);
+  if (got_response && IsRedirect(code)) {
+    result.location = LocationHeader(easy);
+    if (!result.location.empty()) return result;
+    result.status = HttpStatusError(what, code, "a redirect without a Location header");
+    return result;
+  }
+  if (got_response) {
+    if (!Is2xx(code)) result.status = HttpStatusError(what, code, "only 2xx responses succeed");
+    return result;
+  }
+  switch (rc) {
+    case CURLE_WRITE_ERROR:
+      if (absl::IsResourceExhausted(transfer.append_error)) {
+        result.status = absl::ResourceExhaustedError(
+            absl::StrCat(what, ": the response body is larger than the ", budget,
+                         " bytes allowed (limits.max_output_bytes)"));
+        return result;
+      }
+      if (!transfer.append_error.ok()) {
+        result.status = transfer.append_error;
+        return result;
+      }
+      break;
+    case CURLE_ABORTED_BY_CALLBACK:
+      result.status = Stopped(context, what);
+      return result;
+    case CURLE_OPERATION_TIMEDOUT: {
+      curl_off_t connected_us = 0;
+      curl_easy_getinfo(easy, CURLINFO_CONNECT_TIME_T, &connected_us);
+      const auto took = std::chrono::duration_cast<milliseconds>(steady_clock::now() - start);
+      // The connect timeout fired, not the deadline: nothing answered in time.
+      if (connected_us == 0 && steady_clock::now() < context.deadline &&
+          took.count() >= static_cast<int64_t>(settings.http_connect_timeout_ms) - 1) {
+        result.status = absl::UnavailableError(absl::StrCat(
+            what, ": no connection to '", target.host, ":", target.port, "' within ",
+            settings.http_connect_timeout_ms, " ms (io.http_connect_timeout_ms) (", detail, ")"));
+        return result;
+      }
+      result.status =
+          absl::DeadlineExceededError(absl::StrCat(what, ": deadline passed (", detail, ")"));
+      return result;
+    }
+    case CURLE_FILESIZE_EXCEEDED: {
+      curl_off_t length = -1;
+      curl_easy_getinfo(easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &length);
+      result.status = absl::ResourceExhaustedError(
+          absl::StrCat(what, ": the response body (Content-Length ", length, ") exceeds the ",
+                       budget, " bytes allowed (limits.max_output_bytes)"));
+      return result;
+    }
+    default:
+      break;
+  }
+  std::string message = absl::StrCat(what, ": ", detail);
+  if (!transfer.refused.empty()) {
+    absl::StrAppend(&message, " (also ", absl::StrJoin(transfer.refused, "; "), ")");
+  }
+  result.status = absl::UnavailableError(std::move(message));
+  return result;
 }
 
 absl::Status HttpGet(const IoSettings& settings, std::span<const std::byte>,
@@ -479,97 +701,34 @@ absl::Status HttpGet(const IoSettings& settings, std::span<const std::byte>,
     return absl::InternalError(
         absl::StrCat("http.get: curl_global_init failed: ", curl_easy_strerror(init)));
   }
-  std::unique_ptr<CURLU, CurlUrlDeleter> parsed(curl_url());
-  if (parsed == nullptr) return absl::ResourceExhaustedError("http.get: out of memory");
-  // CURLU_NON_SUPPORT_SCHEME: parse any scheme, so that refusing one is our
-  // decision with our message.
-  if (CURLUcode rc =
-          curl_url_set(parsed.get(), CURLUPART_URL, url.c_str(), CURLU_NON_SUPPORT_SCHEME);
-      rc != CURLUE_OK) {
-    return absl::InvalidArgumentError(absl::StrCat("http.get: '", url, "' is not a valid URL (",
-                                                   curl_url_strerror(rc),
-                                                   "); give an absolute http:// or https:// URL"));
-  }
-  const std::string scheme = absl::AsciiStrToLower(UrlPart(parsed.get(), CURLUPART_SCHEME));
-  if (scheme != "http" && scheme != "https") {
-    return absl::InvalidArgumentError(
-        absl::StrCat("http.get: scheme '", scheme, "' of '", url,
-                     "' is not allowed; allowed schemes: http, https"));
-  }
-  const std::string host = UrlPart(parsed.get(), CURLUPART_HOST);
-  const std::string port = UrlPart(parsed.get(), CURLUPART_PORT, CURLU_DEFAULT_PORT);
-  if (host.empty()) {
-    return absl::InvalidArgumentError(absl::StrCat("http.get: '", url, "' names no host"));
-  }
-  if (!HostAllowed(settings.http_allow, host, port)) {
-    return absl::PermissionDeniedError(
-        absl::StrCat("http.get: host '", host, ":", port, "' is not in io.http_allow (allowed: ",
-                     settings.http_allow.empty() ? "none, the list is empty"
-                                                 : absl::StrJoin(settings.http_allow, ", "),
-                     ")"));
-  }
+  const HttpAllowList allow(settings.http_allow);
   const std::string what = absl::StrCat("http.get ", url);
-  if (context.ShouldStop()) return Stopped(context, what);
+  absl::StatusOr<Target> target = ParseTarget(allow, url, absl::StrCat("http.get: '", url, "'"),
+                                              absl::StatusCode::kInvalidArgument);
+  if (!target.ok()) return target.status();
 
-  std::unique_ptr<CURL, CurlEasyDeleter> handle(curl_easy_init());
-  if (handle == nullptr) return absl::InternalError("http.get: curl_easy_init failed");
-  CURL* easy = handle.get();
-  Transfer transfer{.easy = easy, .context = &context, .output = &output};
-  char error[CURL_ERROR_SIZE] = "";
-  if (CURLcode rc = curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https"); rc != CURLE_OK) {
-    return absl::InternalError(
-        absl::StrCat("http.get: this libcurl cannot restrict itself to http and https: ",
-                     curl_easy_strerror(rc)));
-  }
-  if (CURLcode rc = curl_easy_setopt(easy, CURLOPT_CURLU, parsed.get()); rc != CURLE_OK) {
-    return absl::InternalError(
-        absl::StrCat("http.get: cannot hand the URL to curl: ", curl_easy_strerror(rc)));
-  }
-  curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(easy, CURLOPT_FOLLOWLOCATION, 0L);
-  curl_easy_setopt(easy, CURLOPT_USERAGENT, "crunchd");
-  curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, error);
-  curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, &OnBody);
-  curl_easy_setopt(easy, CURLOPT_WRITEDATA, &transfer);
-  curl_easy_setopt(easy, CURLOPT_NOPROGRESS, 0L);
-  curl_easy_setopt(easy, CURLOPT_XFERINFOFUNCTION, &OnProgress);
-  curl_easy_setopt(easy, CURLOPT_XFERINFODATA, &transfer);
-  // Refuses a body whose Content-Length is already too big before reading it.
-  const uint64_t budget = output.remaining();
-  curl_easy_setopt(easy, CURLOPT_MAXFILESIZE_LARGE,
-                   static_cast<curl_off_t>(std::min<uint64_t>(budget, INT64_MAX)));
-  if (context.deadline != steady_clock::time_point::max()) {
-    const auto left = std::chrono::ceil<milliseconds>(context.deadline - steady_clock::now());
-    curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS,
-                     static_cast<long>(std::clamp<int64_t>(left.count(), 1, LONG_MAX)));
-  }
-
-  const CURLcode rc = curl_easy_perform(easy);
-  long code = 0;
-  curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &code);
-  const absl::string_view detail = error[0] != '\0' ? error : curl_easy_strerror(rc);
-  switch (rc) {
-    case CURLE_OK:
-      return Is2xx(code) ? absl::OkStatus() : HttpStatusError(easy, url, code);
-    case CURLE_WRITE_ERROR:
-      if (transfer.status_not_2xx) return HttpStatusError(easy, url, code);
-      if (!transfer.append_error.ok()) return transfer.append_error;
-      break;
-    case CURLE_ABORTED_BY_CALLBACK:
-      return Stopped(context, what);
-    case CURLE_OPERATION_TIMEDOUT:
-      return absl::DeadlineExceededError(absl::StrCat(what, ": deadline passed (", detail, ")"));
-    case CURLE_FILESIZE_EXCEEDED: {
-      curl_off_t length = -1;
-      curl_easy_getinfo(easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &length);
-      return absl::ResourceExhaustedError(absl::StrCat(what, ": the response body (Content-Length ",
-                                                       length, ") exceeds the ", budget,
-                                                       " bytes allowed (limits.max_output_bytes)"));
+  std::string hop_what = what;
+  for (uint32_t redirects = 0;; ++redirects) {
+    if (context.ShouldStop()) return Stopped(context, what);
+    Exchange exchange = FetchOnce(settings, allow, *target, hop_what, context, output);
+    if (!exchange.status.ok()) return exchange.status;
+    if (exchange.location.empty()) return absl::OkStatus();
+    // A relative Location is resolved against the URL that sent it.
+    const std::string next = ResolveLocation(target->parsed.get(), exchange.location);
+    if (redirects == settings.http_max_redirects) {
+      return HttpStatusError(
+          hop_what, exchange.code,
+          settings.http_max_redirects == 0
+              ? absl::StrCat("redirects are not followed: io.http_max_redirects = 0; Location: ",
+                             next)
+              : absl::StrCat("too many redirects: io.http_max_redirects = ",
+                             settings.http_max_redirects, " were followed; Location: ", next));
     }
-    default:
-      break;
+    hop_what = absl::StrCat(what, ": redirect ", redirects + 1, " (HTTP ", exchange.code, ") to '",
+                            next, "'");
+    target = ParseTarget(allow, next, hop_what, absl::StatusCode::kPermissionDenied);
+    if (!target.ok()) return target.status();
   }
-  return absl::UnavailableError(absl::StrCat(what, ": ", detail));
 }
 
 // ---------------------------------------------------------------------------
@@ -653,8 +812,9 @@ std::vector<KindSpec> IoKinds(const IoSettings& settings) {
   kinds.push_back(KindSpec{
       .name = "http.get",
       .pool = Pool::kIo,
-      .description = "Fetches an http(s) URL on a host in io.http_allow and outputs the body of "
-                     "a 2xx response; redirects are not followed",
+      .description =
+          "Fetches an http(s) URL on a host in io.http_allow and outputs the body of "
+          "a 2xx response, following up to io.http_max_redirects redirects within the list",
       .params = {ParamSpec{.name = "url",
                            .type = ParamSpec::Type::kString,
                            .description = "the http:// or https:// URL to fetch",

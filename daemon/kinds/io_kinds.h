@@ -23,7 +23,14 @@ struct IoSettings {
   // Hosts http.get may reach: "host" (any port), "host:port", "[v6addr]" or
   // "[v6addr]:port"; "*" allows any. Hosts are compared as written in the URL
   // (case-insensitively), not after DNS resolution. Empty: http.get always fails.
+  // The address each connection goes to is checked too: "*" does not reach
+  // loopback or private addresses, and only an entry naming the address itself
+  // reaches link-local and cloud metadata ones (internal/http_allow_list.h).
   std::vector<std::string> http_allow;
+  // How many redirects http.get follows, each checked like the first URL; 0: none.
+  uint32_t http_max_redirects = 5;
+  // How long http.get waits for each connection to be established.
+  uint32_t http_connect_timeout_ms = 10000;
   // No kernel outputs more than limits.max_output_bytes, whatever Output it is given.
   KernelLimits limits;
 };

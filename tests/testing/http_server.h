@@ -5,6 +5,9 @@
 //   /status/N      answers with HTTP status N
 //   /slow/MS       200 "slow" after MS milliseconds (timers, so slow requests
 //                  are served concurrently)
+//   /redirect      302 to /ok
+//   /loop          302 to itself
+//   /to/URL        302 to URL (everything after "/to/", as it is)
 // It records the most requests it ever had open at once.
 
 #ifndef CRUNCH_TESTS_TESTING_HTTP_SERVER_H_
@@ -69,6 +72,11 @@ class HttpServer {
         return;
       } else if (target == "/ok") {
         response.body() = "hello";
+      } else if (target == "/redirect" || target == "/loop" || target.rfind("/to/", 0) == 0) {
+        response.result(boost::beast::http::status::found);
+        response.set(boost::beast::http::field::location, target == "/redirect" ? "/ok"
+                                                          : target == "/loop"   ? "/loop"
+                                                                                : target.substr(4));
       } else {
         response.result(boost::beast::http::status::not_found);
       }
