@@ -55,7 +55,7 @@ struct ServerConfig {
   // How many finished results are kept at most (1..10000000).
   uint32_t max_kept_results = 100000;
 
-  // Who may call over a unix socket (SO_PEERCRED, rpc/internal/call_authorizer.h):
+  // Who may call over a unix socket (the front-end reads SO_PEERCRED):
   // a peer passes if its uid is in allow_uids, or its primary or a supplementary
   // gid is in allow_gids; root always passes. Both empty: anyone who can open
   // the 0660 socket. Each id in 0..4294967294.
