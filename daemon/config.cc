@@ -15,10 +15,12 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <sched.h>
+#include <sys/stat.h>
 #include <toml++/toml.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cstdlib>
 #include <functional>
 #include <optional>
@@ -45,8 +47,9 @@ namespace {
 
 // --- The schema -------------------------------------------------------------
 
-constexpr absl::string_view kServerKeys[] = {"listen", "drain_grace_ms", "result_ttl_ms",
-                                             "max_kept_results"};
+constexpr absl::string_view kServerKeys[] = {
+    "listen",     "drain_grace_ms", "result_ttl_ms", "max_kept_results",   "allow_uids",
+    "allow_gids", "tls_cert_file",  "tls_key_file",  "tls_client_ca_file", "token_file"};
 constexpr absl::string_view kCpuKeys[] = {
     "workers",     "queue_capacity", "task_timeout_ms",      "in_flight_per_worker", "spin_ns",
     "arena_bytes", "worker_path",    "max_tasks_per_worker", "max_worker_rss_bytes"};
@@ -102,6 +105,12 @@ constexpr IntRule kHttpConnectTimeoutMsRule{.min = 1, .max = 600'000};
 constexpr IntRule kMaxPayloadBytesRule{.min = 0, .max = kGiB, .bytes = true};
 constexpr IntRule kMaxOutputBytesRule{.min = kKiB, .max = kGiB, .bytes = true};
 constexpr IntRule kMaxQueuedBytesRule{.min = kMiB, .max = 1024 * kGiB, .bytes = true};
+// uid_t/gid_t, without (uid_t)-1, which means "no id".
+constexpr IntRule kIdRule{.min = 0, .max = 4'294'967'294};
+
+// The bearer token's length, in visible ASCII characters.
+constexpr size_t kMinTokenChars = 16;
+constexpr size_t kMaxTokenChars = 4096;
 
 // Config files are a few KiB; this only stops a wrong path (/dev/zero) from eating memory.
 constexpr size_t kMaxConfigFileBytes = 1 << 20;
@@ -429,6 +438,40 @@ class TableReader {
     return absl::OkStatus();
   }
 
+  // An array of distinct integers, each allowed by `rule`.
+  absl::Status IntList(absl::string_view key, const IntRule& rule,
+                       std::vector<uint32_t>* out) const {
+    const std::string allowed = absl::StrCat("a list of integers in ", rule.min, "..", rule.max);
+    const toml::node* node = Find(key);
+    if (node == nullptr) return absl::OkStatus();
+    if (!node->is_array()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(Subject(*node, key), " must be ", allowed, ", got ", DescribeNode(*node)));
+    }
+    std::vector<uint32_t> values;
+    const toml::array& array = *node->as_array();
+    for (size_t i = 0; i < array.size(); ++i) {
+      const toml::node& item = array[i];
+      const std::string subject = Subject(item.source().begin.line ? item : *node, key);
+      if (!item.is_integer()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(subject, " must be ", allowed, "; item ", i, " is ", DescribeNode(item)));
+      }
+      const int64_t value = item.as_integer()->get();
+      if (value < rule.min || value > rule.max) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(subject, " must be ", allowed, "; item ", i, " is ", value));
+      }
+      if (std::find(values.begin(), values.end(), value) != values.end()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(subject, " lists ", value, " more than once"));
+      }
+      values.push_back(static_cast<uint32_t>(value));
+    }
+    *out = std::move(values);
+    return absl::OkStatus();
+  }
+
   // An array of distinct strings, each accepted by `check` (whose message gets
   // "<file>:<line>: [table] key: " in front).
   absl::Status StringList(absl::string_view key,
@@ -481,7 +524,13 @@ absl::Status ReadServer(const TableReader& t, ServerConfig* c) {
   CRUNCH_RETURN_IF_ERROR(t.StringList("listen", CheckListenAddress, &c->listen));
   CRUNCH_RETURN_IF_ERROR(t.Int("drain_grace_ms", kDrainGraceMsRule, &c->drain_grace_ms));
   CRUNCH_RETURN_IF_ERROR(t.Int("result_ttl_ms", kResultTtlMsRule, &c->result_ttl_ms));
-  return t.Int("max_kept_results", kMaxKeptResultsRule, &c->max_kept_results);
+  CRUNCH_RETURN_IF_ERROR(t.Int("max_kept_results", kMaxKeptResultsRule, &c->max_kept_results));
+  CRUNCH_RETURN_IF_ERROR(t.IntList("allow_uids", kIdRule, &c->allow_uids));
+  CRUNCH_RETURN_IF_ERROR(t.IntList("allow_gids", kIdRule, &c->allow_gids));
+  CRUNCH_RETURN_IF_ERROR(t.Path("tls_cert_file", &c->tls_cert_file));
+  CRUNCH_RETURN_IF_ERROR(t.Path("tls_key_file", &c->tls_key_file));
+  CRUNCH_RETURN_IF_ERROR(t.Path("tls_client_ca_file", &c->tls_client_ca_file));
+  return t.Path("token_file", &c->token_file);
 }
 
 absl::Status ReadCpu(const TableReader& t, CpuConfig* c) {
@@ -591,6 +640,80 @@ absl::StatusOr<std::string> DefaultDataDir() {
       "set [io] data_dir to an absolute path");
 }
 
+// A TCP address needs TLS; the TLS keys come in pairs; the files can be read.
+absl::Status CheckTransportSecurity(const ServerConfig& server) {
+  const bool has_cert = !server.tls_cert_file.empty();
+  const bool has_key = !server.tls_key_file.empty();
+  if (has_cert != has_key) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "[server] ", has_cert ? "tls_cert_file" : "tls_key_file", " is set but ",
+        has_cert ? "tls_key_file" : "tls_cert_file",
+        " is not; TLS needs both the certificate chain and its private key (PEM files)"));
+  }
+  if (!server.tls_client_ca_file.empty() && !has_cert) {
+    return absl::InvalidArgumentError(
+        "[server] tls_client_ca_file is set but tls_cert_file and tls_key_file are not; client "
+        "certificates are checked only on TLS (TCP) listen addresses, which need both");
+  }
+  if (!has_cert) {
+    for (const std::string& address : server.listen) {
+      if (!IsTcpListenAddress(address)) continue;
+      return absl::InvalidArgumentError(absl::StrCat(
+          "listen address '", absl::CEscape(address),
+          "' is TCP, and crunchd serves TCP only over TLS: set [server] tls_cert_file and "
+          "tls_key_file (PEM files), or listen on unix:/path sockets only"));
+    }
+  }
+  if (has_cert) {
+    absl::StatusOr<std::string> pem = ReadPemFile("[server] tls_cert_file", server.tls_cert_file);
+    if (!pem.ok()) return pem.status();
+    pem = ReadPemFile("[server] tls_key_file", server.tls_key_file);
+    if (!pem.ok()) return pem.status();
+  }
+  if (!server.tls_client_ca_file.empty()) {
+    absl::StatusOr<std::string> pem =
+        ReadPemFile("[server] tls_client_ca_file", server.tls_client_ca_file);
+    if (!pem.ok()) return pem.status();
+  }
+  if (!server.token_file.empty()) {
+    absl::StatusOr<std::string> token = ReadTokenFile(server.token_file);
+    if (!token.ok()) return token.status();
+  }
+  return absl::OkStatus();
+}
+
+// Reads at most `max_bytes` of `path` into `*text`; `what` starts the messages.
+absl::Status ReadSmallFile(absl::string_view what, const std::string& path, size_t max_bytes,
+                           std::string* text) {
+  int fd;
+  do {
+    fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  } while (fd < 0 && errno == EINTR);
+  if (fd < 0)
+    return absl::ErrnoToStatus(errno, absl::StrCat("cannot open ", what, " '", path, "'"));
+  text->clear();
+  char buffer[16384];
+  for (;;) {
+    const ssize_t n = ::read(fd, buffer, sizeof(buffer));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      const int read_errno = errno;
+      ::close(fd);
+      return absl::ErrnoToStatus(read_errno, absl::StrCat("cannot read ", what, " '", path, "'"));
+    }
+    if (n == 0) break;
+    text->append(buffer, static_cast<size_t>(n));
+    if (text->size() > max_bytes) {
+      ::close(fd);
+      return absl::InvalidArgumentError(absl::StrCat(what, " '", path, "' is larger than ",
+                                                     HumanBytes(static_cast<int64_t>(max_bytes)),
+                                                     "; is it the right file?"));
+    }
+  }
+  ::close(fd);
+  return absl::OkStatus();
+}
+
 absl::Status CheckArenaFitsLimits(const Config& config) {
   const uint64_t needed = 2 * (config.limits.max_payload_bytes + config.limits.max_output_bytes);
   if (config.cpu.arena_bytes >= needed) return absl::OkStatus();
@@ -611,6 +734,10 @@ absl::Status CheckQueuedBytesFitPayloads(const Config& config) {
 }
 
 // --- DescribeConfig -----------------------------------------------------------
+
+std::string TomlIntArray(const std::vector<uint32_t>& items) {
+  return absl::StrCat("[", absl::StrJoin(items, ", "), "]");
+}
 
 std::string TomlStringArray(const std::vector<std::string>& items) {
   return absl::StrCat("[",
@@ -650,34 +777,58 @@ absl::StatusOr<Config> ParseConfig(std::string_view toml_text, std::string_view 
 }
 
 absl::StatusOr<Config> LoadConfigFile(const std::string& path) {
-  int fd;
-  do {
-    fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  } while (fd < 0 && errno == EINTR);
-  if (fd < 0) {
-    return absl::ErrnoToStatus(errno, absl::StrCat("cannot open config file '", path, "'"));
+  std::string text;
+  CRUNCH_RETURN_IF_ERROR(ReadSmallFile("config file", path, kMaxConfigFileBytes, &text));
+  return ParseConfig(text, path);
+}
+
+absl::StatusOr<std::string> ReadTokenFile(const std::string& path) {
+  const std::string what = absl::StrCat("[server] token_file '", path, "'");
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0) {
+    return absl::ErrnoToStatus(errno, absl::StrCat("cannot read ", what));
+  }
+  if (!S_ISREG(st.st_mode)) {
+    return absl::InvalidArgumentError(absl::StrCat(what, " is not a regular file"));
+  }
+  if ((st.st_mode & (S_IROTH | S_IWOTH)) != 0) {
+    char mode[8];
+    std::snprintf(mode, sizeof(mode), "%04o", static_cast<unsigned>(st.st_mode & 07777));
+    return absl::FailedPreconditionError(absl::StrCat(
+        what, " has mode ", mode,
+        ": other users can read or write it, so the token protects nothing; allow only its owner "
+        "and group (chmod 0600 or 0640, owner root, group crunchd)"));
   }
   std::string text;
-  char buffer[16384];
-  for (;;) {
-    const ssize_t n = ::read(fd, buffer, sizeof(buffer));
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      const int read_errno = errno;
-      ::close(fd);
-      return absl::ErrnoToStatus(read_errno, absl::StrCat("cannot read config file '", path, "'"));
-    }
-    if (n == 0) break;
-    text.append(buffer, static_cast<size_t>(n));
-    if (text.size() > kMaxConfigFileBytes) {
-      ::close(fd);
-      return absl::InvalidArgumentError(absl::StrCat("config file '", path, "' is larger than ",
-                                                     HumanBytes(kMaxConfigFileBytes),
-                                                     "; is it the right file?"));
-    }
+  CRUNCH_RETURN_IF_ERROR(ReadSmallFile("[server] token_file", path, 64 * 1024, &text));
+  while (!text.empty() && absl::ascii_isspace(static_cast<unsigned char>(text.back()))) {
+    text.pop_back();
   }
-  ::close(fd);
-  return ParseConfig(text, path);
+  const bool visible =
+      std::all_of(text.begin(), text.end(), [](char c) { return c > 0x20 && c < 0x7f; });
+  if (text.size() < kMinTokenChars || text.size() > kMaxTokenChars || !visible) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        what, " must hold one token of ", kMinTokenChars, "..", kMaxTokenChars,
+        " visible ASCII characters (no spaces; a trailing newline is fine), got ", text.size(),
+        " characters", visible ? "" : " including spaces or non-ASCII bytes",
+        "; make one with: openssl rand -hex 32"));
+  }
+  return text;
+}
+
+absl::StatusOr<std::string> ReadPemFile(std::string_view std_key, const std::string& path) {
+  const absl::string_view key = ToAbsl(std_key);
+  std::string text;
+  CRUNCH_RETURN_IF_ERROR(ReadSmallFile(key, path, kMaxConfigFileBytes, &text));
+  if (!absl::StrContains(text, "-----BEGIN ")) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(key, " '", path, "' is not a PEM file (no \"-----BEGIN \" line)"));
+  }
+  return text;
+}
+
+bool IsTcpListenAddress(std::string_view address) {
+  return !absl::StartsWith(ToAbsl(address), "unix:");
 }
 
 absl::Status ValidateListenAddress(std::string_view address) {
@@ -725,7 +876,8 @@ absl::Status Finalize(Config* config, const ConfigOverrides& overrides) {
     config->io.data_dir = *std::move(data_dir);
   }
   CRUNCH_RETURN_IF_ERROR(CheckArenaFitsLimits(*config));
-  return CheckQueuedBytesFitPayloads(*config);
+  CRUNCH_RETURN_IF_ERROR(CheckQueuedBytesFitPayloads(*config));
+  return CheckTransportSecurity(config->server);
 }
 
 std::string DescribeConfig(const Config& config) {
@@ -742,6 +894,12 @@ std::string DescribeConfig(const Config& config) {
       "drain_grace_ms = ", server.drain_grace_ms, "\n",
       "result_ttl_ms = ", server.result_ttl_ms, "\n",
       "max_kept_results = ", server.max_kept_results, "\n",
+      "allow_uids = ", TomlIntArray(server.allow_uids), "\n",
+      "allow_gids = ", TomlIntArray(server.allow_gids), "\n",
+      "tls_cert_file = ", TomlString(server.tls_cert_file), "\n",
+      "tls_key_file = ", TomlString(server.tls_key_file), "\n",
+      "tls_client_ca_file = ", TomlString(server.tls_client_ca_file), "\n",
+      "token_file = ", TomlString(server.token_file), "\n",
       "\n[cpu]\n",
       "workers = ", cpu.workers, "\n",
       "queue_capacity = ", cpu.queue_capacity, "\n",

@@ -18,7 +18,10 @@
 //   2. Finalize: command-line overrides (checked by the same rules, the message
 //      naming the flag), then the defaults that depend on the machine
 //      (cpu.workers = 0, io.data_dir = ""), then the rules between keys
-//      (cpu.arena_bytes and limits.max_queued_bytes against the other [limits]).
+//      (cpu.arena_bytes and limits.max_queued_bytes against the other [limits];
+//      a TCP listen address needs [server] tls_cert_file and tls_key_file) and
+//      the files the [server] keys name (readable; the token file not readable
+//      by other users).
 //
 // After a successful Finalize: cpu.workers is in 1..1024 and io.data_dir is an
 // absolute path. server.listen may still be empty: the caller supplies the
@@ -51,6 +54,22 @@ struct ServerConfig {
   uint32_t result_ttl_ms = 300000;
   // How many finished results are kept at most (1..10000000).
   uint32_t max_kept_results = 100000;
+
+  // Who may call over a unix socket (the front-end reads SO_PEERCRED):
+  // a peer passes if its uid is in allow_uids, or its primary or a supplementary
+  // gid is in allow_gids; root always passes. Both empty: anyone who can open
+  // the 0660 socket. Each id in 0..4294967294.
+  std::vector<uint32_t> allow_uids;
+  std::vector<uint32_t> allow_gids;
+  // TLS for TCP listen addresses (required by Finalize when there is one):
+  // PEM certificate chain and private key, absolute paths or "".
+  std::string tls_cert_file;
+  std::string tls_key_file;
+  // PEM CAs; if set, a TCP client must present a certificate signed by one.
+  std::string tls_client_ca_file;
+  // A file holding the bearer token every call must carry ("authorization:
+  // Bearer TOKEN"), on every transport; "" for none. See ReadTokenFile().
+  std::string token_file;
 
   bool operator==(const ServerConfig&) const = default;
 };
@@ -164,10 +183,27 @@ struct ConfigOverrides {
 // Applies `overrides` (checked like the file's keys; the message names the
 // flag: "--workers must be ..."), resolves cpu.workers = 0 to the CPUs this
 // process may run on and io.data_dir = "" as described in IoConfig, then checks
-// the rules between keys. Errors are INVALID_ARGUMENT, or FAILED_PRECONDITION
-// when io.data_dir has no default (not root, no $STATE_DIRECTORY, no absolute
-// $XDG_STATE_HOME or $HOME). On error `*config` may be partly updated.
+// the rules between keys and reads the TLS and token files. Errors are
+// INVALID_ARGUMENT, or FAILED_PRECONDITION when io.data_dir has no default (not
+// root, no $STATE_DIRECTORY, no absolute $XDG_STATE_HOME or $HOME) or the token
+// file is readable by others, or a file's errno code. On error `*config` may be
+// partly updated.
 absl::Status Finalize(Config* config, const ConfigOverrides& overrides);
+
+// The bearer token in `path` ([server] token_file): the file's text without
+// trailing whitespace, 16..4096 visible ASCII characters. The file must be a
+// regular file that other users can neither read nor write (mode 0600 or 0640,
+// say): a token everyone can read protects nothing. Errors name the file and
+// say what is allowed (FAILED_PRECONDITION for the mode, the errno's code when
+// it cannot be read, INVALID_ARGUMENT for its content).
+absl::StatusOr<std::string> ReadTokenFile(const std::string& path);
+
+// The whole PEM file `path` named by `key` ("[server] tls_cert_file"), at most
+// 1 MiB and holding a "-----BEGIN " block; errors name the key and the file.
+absl::StatusOr<std::string> ReadPemFile(std::string_view key, const std::string& path);
+
+// Whether `address` is a TCP (not a unix:) listen address.
+bool IsTcpListenAddress(std::string_view address);
 
 // Whether `address` is a listen address crunchd accepts: "unix:/abs/path" (or
 // "unix:///abs/path"), "host:port" or "[v6]:port", port in 1..65535. The

@@ -1,6 +1,7 @@
 #include "daemon/config.h"
 
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -69,6 +70,12 @@ listen = ["unix:/run/x/crunchd.sock", "127.0.0.1:7000", "[::1]:7001"]
 drain_grace_ms = 0
 result_ttl_ms = 1000
 max_kept_results = 7
+allow_uids = [0, 1000, 4294967294]
+allow_gids = [998]
+tls_cert_file = "/etc/crunchd/tls/cert.pem"
+tls_key_file = "/etc/crunchd/tls/key.pem"
+tls_client_ca_file = "/etc/crunchd/tls/clients.pem"
+token_file = "/etc/crunchd/token"
 
 [cpu]
 workers = 3
@@ -109,6 +116,12 @@ Config EveryKeyConfig() {
   c.server.drain_grace_ms = 0;
   c.server.result_ttl_ms = 1000;
   c.server.max_kept_results = 7;
+  c.server.allow_uids = {0, 1000, 4294967294u};
+  c.server.allow_gids = {998};
+  c.server.tls_cert_file = "/etc/crunchd/tls/cert.pem";
+  c.server.tls_key_file = "/etc/crunchd/tls/key.pem";
+  c.server.tls_client_ca_file = "/etc/crunchd/tls/clients.pem";
+  c.server.token_file = "/etc/crunchd/token";
   c.cpu.workers = 3;
   c.cpu.queue_capacity = 11;
   c.cpu.task_timeout_ms = 12;
@@ -133,6 +146,41 @@ Config EveryKeyConfig() {
   c.metrics.listen = "127.0.0.1:9464";
   return c;
 }
+
+// Real files for the [server] keys that name files, which Finalize reads: a
+// temporary directory with PEM-looking files and a token of mode 0600.
+class SecurityFiles {
+ public:
+  SecurityFiles() {
+    char tmpl[] = "/tmp/crunchd-config-test-XXXXXX";
+    dir_ = ::mkdtemp(tmpl);
+    for (const char* name : {"cert.pem", "key.pem", "ca.pem"}) {
+      std::ofstream(Path(name)) << "-----BEGIN SOMETHING-----\nAAAA\n-----END SOMETHING-----\n";
+    }
+    Write("token", "0123456789abcdef0123456789abcdef\n", 0600);
+  }
+  ~SecurityFiles() {
+    for (const char* name : {"cert.pem", "key.pem", "ca.pem", "token"}) {
+      std::remove(Path(name).c_str());
+    }
+    ::rmdir(dir_.c_str());
+  }
+  std::string Path(const std::string& name) const { return dir_ + "/" + name; }
+  void Write(const std::string& name, const std::string& text, mode_t mode) const {
+    std::ofstream(Path(name)) << text;
+    ::chmod(Path(name).c_str(), mode);
+  }
+  // Points every file key of `server` here.
+  void Use(ServerConfig* server) const {
+    server->tls_cert_file = Path("cert.pem");
+    server->tls_key_file = Path("key.pem");
+    server->tls_client_ca_file = Path("ca.pem");
+    server->token_file = Path("token");
+  }
+
+ private:
+  std::string dir_;
+};
 
 // --- ParseConfig --------------------------------------------------------------
 
@@ -452,14 +500,18 @@ TEST(LoadConfigFile, DirectoryIsAnError) {
 TEST(Finalize, OverridesWinOverTheFile) {
   absl::StatusOr<Config> config = ParseConfig(kEveryKey, kOrigin);
   ASSERT_TRUE(config.ok()) << config.status();
+  const SecurityFiles files;
+  files.Use(&config->server);
   ConfigOverrides overrides;
   overrides.listen = {"127.0.0.1:9000"};
   overrides.workers = 7;
   overrides.io_threads = 9;
   overrides.log_level = "error";
-  ASSERT_TRUE(Finalize(&*config, overrides).ok());
+  const absl::Status finalized = Finalize(&*config, overrides);
+  ASSERT_TRUE(finalized.ok()) << finalized;
 
   Config expected = EveryKeyConfig();
+  files.Use(&expected.server);
   expected.server.listen = {"127.0.0.1:9000"};
   expected.cpu.workers = 7;
   expected.io.threads = 9;
@@ -470,8 +522,79 @@ TEST(Finalize, OverridesWinOverTheFile) {
 TEST(Finalize, UnsetOverridesKeepTheFile) {
   absl::StatusOr<Config> config = ParseConfig(kEveryKey, kOrigin);
   ASSERT_TRUE(config.ok()) << config.status();
-  ASSERT_TRUE(Finalize(&*config, ConfigOverrides{}).ok());
-  EXPECT_EQ(*config, EveryKeyConfig());
+  const SecurityFiles files;
+  files.Use(&config->server);
+  const absl::Status finalized = Finalize(&*config, ConfigOverrides{});
+  ASSERT_TRUE(finalized.ok()) << finalized;
+  Config expected = EveryKeyConfig();
+  files.Use(&expected.server);
+  EXPECT_EQ(*config, expected);
+}
+
+TEST(ParseConfig, RejectsBadIdLists) {
+  EXPECT_EQ(ParseError("[server]\nallow_uids = 1000\n").message(),
+            "crunchd.toml:2: [server] allow_uids must be a list of integers in 0..4294967294, "
+            "got 1000");
+  EXPECT_EQ(ParseError("[server]\nallow_gids = [1, -1]\n").message(),
+            "crunchd.toml:2: [server] allow_gids must be a list of integers in 0..4294967294; "
+            "item 1 is -1");
+  EXPECT_EQ(ParseError("[server]\nallow_uids = [4294967295]\n").message(),
+            "crunchd.toml:2: [server] allow_uids must be a list of integers in 0..4294967294; "
+            "item 0 is 4294967295");
+  EXPECT_EQ(ParseError("[server]\nallow_uids = [7, 7]\n").message(),
+            "crunchd.toml:2: [server] allow_uids lists 7 more than once");
+  EXPECT_EQ(ParseError("[server]\ntoken_file = \"token\"\n").message(),
+            "crunchd.toml:2: [server] token_file must be an absolute path or \"\" for the default, "
+            "got \"token\"");
+}
+
+TEST(Finalize, TcpNeedsTls) {
+  Config config;
+  config.server.listen = {"unix:/run/x.sock", "[::1]:7000"};
+  EXPECT_EQ(Finalize(&config, {}).message(),
+            "listen address '[::1]:7000' is TCP, and crunchd serves TCP only over TLS: set "
+            "[server] tls_cert_file and tls_key_file (PEM files), or listen on unix:/path sockets "
+            "only");
+  Config flag;
+  EXPECT_TRUE(Contains(Finalize(&flag, {.listen = {"0.0.0.0:50051"}}).message(),
+                       "listen address '0.0.0.0:50051' is TCP"));
+
+  const SecurityFiles files;
+  config.server.tls_cert_file = files.Path("cert.pem");
+  EXPECT_EQ(Finalize(&config, {}).message(),
+            "[server] tls_cert_file is set but tls_key_file is not; TLS needs both the "
+            "certificate chain and its private key (PEM files)");
+  config.server.tls_key_file = files.Path("key.pem");
+  EXPECT_TRUE(Finalize(&config, {}).ok());
+  config.server.tls_key_file = files.Path("token");
+  EXPECT_TRUE(Contains(Finalize(&config, {}).message(),
+                       "[server] tls_key_file '" + files.Path("token") + "' is not a PEM file"));
+  config.server.tls_key_file = files.Path("missing.pem");
+  const absl::Status missing = Finalize(&config, {});
+  EXPECT_EQ(missing.code(), absl::StatusCode::kNotFound);
+  EXPECT_TRUE(Contains(missing.message(), "cannot open [server] tls_key_file '"));
+}
+
+TEST(ReadTokenFile, WantsAPrivateFileWithOneToken) {
+  const SecurityFiles files;
+  absl::StatusOr<std::string> token = ReadTokenFile(files.Path("token"));
+  ASSERT_TRUE(token.ok()) << token.status();
+  EXPECT_EQ(*token, "0123456789abcdef0123456789abcdef");
+
+  files.Write("token", "0123456789abcdef0123456789abcdef", 0604);
+  EXPECT_EQ(ReadTokenFile(files.Path("token")).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+  EXPECT_TRUE(Contains(ReadTokenFile(files.Path("token")).status().message(),
+                       "has mode 0604: other users can read or write it"));
+  files.Write("token", "0123456789abcdef0123456789abcdef", 0602);
+  EXPECT_FALSE(ReadTokenFile(files.Path("token")).ok());
+  files.Write("token", "0123456789 abcdef0123456789abcdef", 0640);
+  EXPECT_TRUE(Contains(ReadTokenFile(files.Path("token")).status().message(),
+                       "including spaces or non-ASCII bytes"));
+  files.Write("token", "\n", 0600);
+  EXPECT_TRUE(Contains(ReadTokenFile(files.Path("token")).status().message(),
+                       "must hold one token of 16..4096 visible ASCII characters"));
+  EXPECT_EQ(ReadTokenFile(files.Path("missing")).status().code(), absl::StatusCode::kNotFound);
 }
 
 TEST(Finalize, RejectsBadOverridesNamingTheFlag) {
@@ -623,7 +746,7 @@ TEST(DefaultToml, DocumentsEveryKey) {
   const std::set<std::string> documented =
       QualifiedKeys(Uncommented(ReadFile(CRUNCH_DEFAULT_TOML)));
   const std::set<std::string> known = QualifiedKeys(DescribeConfig(Config{}));
-  EXPECT_EQ(known.size(), 26u);
+  EXPECT_EQ(known.size(), 32u);
   EXPECT_EQ(documented, known);
 }
 

@@ -538,6 +538,14 @@ void Scheduler::Reload(const Config& config) {
   restart_needed("[io] http_connect_timeout_ms",
                  config.io.http_connect_timeout_ms != config_.io.http_connect_timeout_ms);
   restart_needed("[server] listen", config.server.listen != config_.server.listen);
+  const ServerConfig& now = config_.server;
+  const ServerConfig& next = config.server;
+  restart_needed("[server] allow_uids / allow_gids",
+                 next.allow_uids != now.allow_uids || next.allow_gids != now.allow_gids);
+  restart_needed("[server] tls_cert_file / tls_key_file / tls_client_ca_file",
+                 next.tls_cert_file != now.tls_cert_file || next.tls_key_file != now.tls_key_file ||
+                     next.tls_client_ca_file != now.tls_client_ca_file);
+  restart_needed("[server] token_file", next.token_file != now.token_file);
   restart_needed("[metrics] listen", config.metrics.listen != config_.metrics.listen);
   config_ = config;
 }

@@ -55,6 +55,20 @@ void AnswerWithResult(Call* call, const daemon::TaskResult& result) {
   call->Reply(out);
 }
 
+// `handler`, after the authorizer's checks (when there are any).
+template <typename Call>
+typename Call::Handler Authorized(const internal::CallAuthorizer* authorizer,
+                                  typename Call::Handler handler) {
+  if (!authorizer->enabled()) return handler;
+  return [authorizer, handler = std::move(handler)](Call* call) {
+    if (grpc::Status s = authorizer->Check(call->context(), /*needs_token=*/true); !s.ok()) {
+      call->Fail(s);
+      return;
+    }
+    handler(call);
+  };
+}
+
 // The handlers, run on the io_context's thread.
 struct Handlers {
   RunCall::Handler run;
@@ -127,6 +141,13 @@ Handlers MakeHandlers(const GrpcFrontend::Context& ctx) {
     ToProto(scheduler->Snapshot(), started, scheduler->kinds(), &reply);
     call->Reply(reply);
   };
+  const internal::CallAuthorizer* a = ctx.authorizer;
+  h.run = Authorized<RunCall>(a, std::move(h.run));
+  h.submit = Authorized<SubmitCall>(a, std::move(h.submit));
+  h.wait = Authorized<WaitCall>(a, std::move(h.wait));
+  h.cancel = Authorized<CancelCall>(a, std::move(h.cancel));
+  h.list_kinds = Authorized<ListKindsCall>(a, std::move(h.list_kinds));
+  h.status = Authorized<StatusCall>(a, std::move(h.status));
   return h;
 }
 
@@ -143,7 +164,7 @@ GrpcFrontend::GrpcFrontend(boost::asio::io_context& io, daemon::Scheduler& sched
       config_(config),
       listen_(std::move(listen)),
       cq_thread_count_(cq_threads),
-      context_{&io_, &scheduler_, &service_, started} {}
+      context_{&io_, &scheduler_, &service_, started, nullptr} {}
 
 GrpcFrontend::~GrpcFrontend() { Shutdown(); }
 
@@ -182,32 +203,70 @@ absl::Status GrpcFrontend::PrepareUnixSocket(const std::string& path) {
   return absl::OkStatus();
 }
 
+absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> GrpcFrontend::TlsCredentials() const {
+  const daemon::ServerConfig& server = config_.server;
+  absl::StatusOr<std::string> cert =
+      daemon::ReadPemFile("[server] tls_cert_file", server.tls_cert_file);
+  if (!cert.ok()) return cert.status();
+  absl::StatusOr<std::string> key =
+      daemon::ReadPemFile("[server] tls_key_file", server.tls_key_file);
+  if (!key.ok()) return key.status();
+  grpc::SslServerCredentialsOptions options(GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE);
+  if (!server.tls_client_ca_file.empty()) {
+    absl::StatusOr<std::string> ca =
+        daemon::ReadPemFile("[server] tls_client_ca_file", server.tls_client_ca_file);
+    if (!ca.ok()) return ca.status();
+    options.client_certificate_request = GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY;
+    options.pem_root_certs = *std::move(ca);
+  }
+  options.pem_key_cert_pairs.push_back({*std::move(key), *std::move(cert)});
+  return grpc::SslServerCredentials(options);
+}
+
 absl::Status GrpcFrontend::Start() {
+  absl::StatusOr<std::unique_ptr<internal::CallAuthorizer>> authorizer =
+      internal::CallAuthorizer::Create(config_.server);
+  if (!authorizer.ok()) return authorizer.status();
+  authorizer_ = *std::move(authorizer);
+  context_.authorizer = authorizer_.get();
+  health_.set_authorizer(authorizer_.get());
   if (g_handlers == nullptr) g_handlers = new Handlers(MakeHandlers(context_));
   // grpc.health.v1 is served by health_ on our own queues (health_service.h).
   grpc::EnableDefaultHealthCheckService(false);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
-  absl::StatusOr<std::unique_ptr<ActivatedListener>> activated =
-      ActivatedListener::FromEnvironment(io_);
-  if (!activated.ok()) return activated.status();
-  activated_ = *std::move(activated);
-  const std::vector<std::string> no_paths;
-  const std::vector<std::string>& activated_paths = activated_ ? activated_->paths() : no_paths;
+  absl::StatusOr<std::unique_ptr<UnixListener>> unix_listener = UnixListener::Create(io_);
+  if (!unix_listener.ok()) return unix_listener.status();
+  unix_listener_ = *std::move(unix_listener);
+  const std::vector<std::string>& activated_paths = unix_listener_->activated_paths();
   grpc::ServerBuilder builder;
   std::vector<int> ports(listen_.size(), 0);
+  std::shared_ptr<grpc::ServerCredentials> tls;
   for (size_t i = 0; i < listen_.size(); ++i) {
     if (std::optional<std::string> path = UnixSocketPath(listen_[i])) {
-      // Passed by systemd: served by activated_, not bound again.
+      // Passed by systemd: already among unix_listener_'s sockets.
       if (std::find(activated_paths.begin(), activated_paths.end(), *path) !=
           activated_paths.end()) {
         continue;
       }
-      if (absl::Status s = PrepareUnixSocket(*path); !s.ok()) return s;
+      absl::Status s = PrepareUnixSocket(*path);
+      if (s.ok()) s = unix_listener_->Bind(*path);
+      if (!s.ok()) {
+        CloseUnixSockets();
+        return s;
+      }
       socket_paths_.push_back(*path);
-      builder.AddListeningPort(listen_[i], grpc::InsecureServerCredentials());
-    } else {
-      builder.AddListeningPort(listen_[i], grpc::InsecureServerCredentials(), &ports[i]);
+      continue;
     }
+    // Finalize (daemon/config.h) refuses a TCP address without TLS.
+    if (tls == nullptr) {
+      absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> credentials = TlsCredentials();
+      if (!credentials.ok()) {
+        CloseUnixSockets();
+        return credentials.status();
+      }
+      tls = *std::move(credentials);
+    }
+    builder.AddListeningPort(listen_[i], tls, &ports[i]);
   }
   builder.RegisterService(&service_);
   builder.RegisterService(health_.service());
@@ -224,6 +283,7 @@ absl::Status GrpcFrontend::Start() {
   for (int i = 0; i < cq_thread_count_; ++i) cqs_.push_back(builder.AddCompletionQueue());
   server_ = builder.BuildAndStart();
   if (server_ == nullptr) {
+    CloseUnixSockets();
     return absl::UnavailableError(
         absl::StrCat("cannot listen on ", Describe(), " (address in use, or not permitted?)"));
   }
@@ -233,11 +293,23 @@ absl::Status GrpcFrontend::Start() {
       return absl::UnavailableError(absl::StrCat("cannot listen on ", listen_[i]));
     }
   }
-  for (const std::string& path : socket_paths_) ::chmod(path.c_str(), 0660);
   health_.SetServing(true);
-  if (activated_) {
-    activated_->Start(server_.get());
+  internal::CallAuthorizer* checks = authorizer_.get();
+  unix_listener_->Start(server_.get(), [checks](int fd) {
+    internal::PeerCredentials peer = internal::ReadPeerCredentials(fd);
+    spdlog::debug("unix connection fd {}: uid {} gid {} pid {}", fd, peer.uid, peer.gid, peer.pid);
+    checks->RememberPeer(fd, std::move(peer));
+  });
+  if (!activated_paths.empty()) {
     spdlog::info("serving the socket(s) systemd passed: {}", absl::StrJoin(activated_paths, ", "));
+  }
+  if (checks->checks_peers()) {
+    spdlog::info("unix socket peers allowed: uids [{}], gids [{}], and root",
+                 absl::StrJoin(config_.server.allow_uids, ", "),
+                 absl::StrJoin(config_.server.allow_gids, ", "));
+  }
+  if (!config_.server.token_file.empty()) {
+    spdlog::info("calls need the bearer token in {}", config_.server.token_file);
   }
 
   for (auto& cq : cqs_) {
@@ -254,8 +326,8 @@ absl::Status GrpcFrontend::Start() {
                           &g_handlers->list_kinds);
     StatusCall::Listen(&service_, q, &v1::Crunch::AsyncService::RequestStatus, &io_,
                        &g_handlers->status);
-    internal::RunStreamCall::Listen(&service_, q, &io_, &scheduler_);
-    internal::RunBatchesCall::Listen(&service_, q, &io_, &scheduler_);
+    internal::RunStreamCall::Listen(&service_, q, &io_, &scheduler_, checks);
+    internal::RunBatchesCall::Listen(&service_, q, &io_, &scheduler_, checks);
     health_.Listen(q);
     threads_.emplace_back([q] {
       void* tag = nullptr;
@@ -269,10 +341,16 @@ absl::Status GrpcFrontend::Start() {
 
 void GrpcFrontend::Draining() { health_.SetServing(false); }
 
+void GrpcFrontend::CloseUnixSockets() {
+  if (unix_listener_) unix_listener_->Stop();
+  for (const std::string& path : socket_paths_) ::unlink(path.c_str());
+  socket_paths_.clear();
+}
+
 void GrpcFrontend::Shutdown() {
   if (server_ == nullptr) return;
   health_.SetServing(false);
-  if (activated_) activated_->Stop();
+  if (unix_listener_) unix_listener_->Stop();
   // Open calls get a second to receive what is already queued for them.
   server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
   for (auto& cq : cqs_) cq->Shutdown();

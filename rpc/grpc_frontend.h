@@ -12,14 +12,20 @@
 // begins; internal/health_service.h) and server reflection, so generic tools
 // (grpcurl, grpc_cli) can call crunchd without the .proto.
 //
-// Unix sockets are created mode 0660 in a directory created if missing; a
-// stale socket left by a crashed daemon is replaced, a live one is an error.
-// Shutdown() removes them.
-//
-// Socket activation: sockets systemd passed (LISTEN_FDS, crunchd.socket) are
-// served through an ActivatedListener instead of being bound here; a listen
+// Unix sockets are bound and accepted by a UnixListener (unix_listener.h), so
+// that each connection's peer credentials are known: mode 0660, in a
+// directory created if missing; a stale socket left by a crashed daemon is
+// replaced, a live one is an error. Shutdown() removes them. Sockets systemd
+// passed (LISTEN_FDS, crunchd.socket) are served the same way; a listen
 // address naming one of them is not bound again, and Shutdown() leaves those
-// socket files to systemd.
+// socket files to systemd. Unix sockets carry plaintext gRPC.
+//
+// TCP addresses are served by gRPC itself, always over TLS ([server]
+// tls_cert_file and tls_key_file; with tls_client_ca_file, clients must
+// present a certificate signed by one of those CAs).
+//
+// Every call passes the CallAuthorizer (internal/call_authorizer.h) first: the
+// unix peer allowlist and the bearer token.
 //
 // Thread safety: Start() and Shutdown() on the daemon's thread.
 
@@ -38,8 +44,9 @@
 #include "daemon/config.h"
 #include "daemon/daemon.h"
 #include "daemon/scheduler.h"
-#include "rpc/activated_listener.h"
+#include "rpc/internal/call_authorizer.h"
 #include "rpc/internal/health_service.h"
+#include "rpc/unix_listener.h"
 
 namespace crunch::rpc {
 
@@ -63,10 +70,14 @@ class GrpcFrontend final : public daemon::Frontend {
     daemon::Scheduler* scheduler;
     crunch::v1::Crunch::AsyncService* service;
     std::chrono::steady_clock::time_point started;
+    const internal::CallAuthorizer* authorizer;  // Set by Start().
   };
 
  private:
   absl::Status PrepareUnixSocket(const std::string& path);
+  absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> TlsCredentials() const;
+  // Stops accepting on the unix sockets and removes those crunchd bound.
+  void CloseUnixSockets();
 
   boost::asio::io_context& io_;
   daemon::Scheduler& scheduler_;
@@ -80,7 +91,8 @@ class GrpcFrontend final : public daemon::Frontend {
   std::vector<std::unique_ptr<grpc::ServerCompletionQueue>> cqs_;
   std::vector<std::thread> threads_;
   std::vector<std::string> socket_paths_;
-  std::unique_ptr<ActivatedListener> activated_;  // Null unless socket-activated.
+  std::unique_ptr<UnixListener> unix_listener_;
+  std::unique_ptr<internal::CallAuthorizer> authorizer_;
 };
 
 }  // namespace crunch::rpc

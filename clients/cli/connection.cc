@@ -3,10 +3,18 @@
 #include <grpcpp/create_channel.h>
 #include <grpcpp/security/credentials.h>
 #include <grpcpp/support/channel_arguments.h>
+#include <grpcpp/support/client_interceptor.h>
 
+#include <cerrno>
+#include <cstring>
+#include <fstream>
 #include <random>
+#include <sstream>
 
 #include "absl/status/status.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 #include "clients/cli/target_list.h"
 #include "crunch/v1/crunch.grpc.pb.h"
 
@@ -15,14 +23,106 @@ namespace {
 
 using Clock = std::chrono::system_clock;
 
-std::shared_ptr<grpc::Channel> MakeChannel(const std::string& target) {
+// Adds "authorization: Bearer TOKEN" to every call.
+class TokenInterceptor final : public grpc::experimental::Interceptor {
+ public:
+  explicit TokenInterceptor(std::shared_ptr<const std::string> header)
+      : header_(std::move(header)) {}
+  void Intercept(grpc::experimental::InterceptorBatchMethods* methods) override {
+    if (methods->QueryInterceptionHookPoint(
+            grpc::experimental::InterceptionHookPoints::PRE_SEND_INITIAL_METADATA)) {
+      methods->GetSendInitialMetadata()->emplace("authorization", *header_);
+    }
+    methods->Proceed();
+  }
+
+ private:
+  std::shared_ptr<const std::string> header_;
+};
+
+class TokenInterceptorFactory final : public grpc::experimental::ClientInterceptorFactoryInterface {
+ public:
+  explicit TokenInterceptorFactory(std::shared_ptr<const std::string> header)
+      : header_(std::move(header)) {}
+  grpc::experimental::Interceptor* CreateClientInterceptor(
+      grpc::experimental::ClientRpcInfo*) override {
+    return new TokenInterceptor(header_);
+  }
+
+ private:
+  std::shared_ptr<const std::string> header_;
+};
+
+// What the channels need from SecurityOptions, with the files read.
+struct ChannelSecurity {
+  std::shared_ptr<const std::string> authorization;  // Null: no token.
+  std::shared_ptr<grpc::ChannelCredentials> tls;     // Null: plaintext TCP.
+};
+
+absl::StatusOr<std::string> ReadFile(const std::string& option, const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(option, ": cannot read '", path, "': ", std::strerror(errno)));
+  }
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+absl::StatusOr<ChannelSecurity> LoadSecurity(const SecurityOptions& options) {
+  ChannelSecurity security;
+  if (!options.token_file.empty()) {
+    absl::StatusOr<std::string> token = ReadFile("--token-file", options.token_file);
+    if (!token.ok()) return token.status();
+    absl::string_view trimmed = absl::StripAsciiWhitespace(*token);
+    if (trimmed.empty()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--token-file: '", options.token_file, "' is empty"));
+    }
+    security.authorization = std::make_shared<const std::string>(absl::StrCat("Bearer ", trimmed));
+  }
+  if (options.tls_cert.empty() != options.tls_key.empty()) {
+    return absl::InvalidArgumentError("--tls-cert and --tls-key go together: give both or neither");
+  }
+  if (options.tls || !options.tls_ca.empty() || !options.tls_cert.empty()) {
+    grpc::SslCredentialsOptions ssl;
+    if (!options.tls_ca.empty()) {
+      absl::StatusOr<std::string> ca = ReadFile("--tls-ca", options.tls_ca);
+      if (!ca.ok()) return ca.status();
+      ssl.pem_root_certs = *std::move(ca);
+    }
+    if (!options.tls_cert.empty()) {
+      absl::StatusOr<std::string> cert = ReadFile("--tls-cert", options.tls_cert);
+      if (!cert.ok()) return cert.status();
+      absl::StatusOr<std::string> key = ReadFile("--tls-key", options.tls_key);
+      if (!key.ok()) return key.status();
+      ssl.pem_cert_chain = *std::move(cert);
+      ssl.pem_private_key = *std::move(key);
+    }
+    security.tls = grpc::SslCredentials(ssl);
+  }
+  return security;
+}
+
+std::shared_ptr<grpc::Channel> MakeChannel(const std::string& target,
+                                           const ChannelSecurity& security) {
   grpc::ChannelArguments args;
   // Task outputs may be as large as the daemon's max_output_bytes (64 MiB by
   // default), far over gRPC's 4 MiB default for received messages.
   args.SetMaxReceiveMessageSize(-1);
   // `top` outlives daemon restarts: reconnect within a second, not gRPC's up to 2 minutes.
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
-  return grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(), args);
+  // Unix sockets are plaintext whatever the options say.
+  const bool tls = security.tls != nullptr && !absl::StartsWith(target, "unix:");
+  std::shared_ptr<grpc::ChannelCredentials> credentials =
+      tls ? security.tls : grpc::InsecureChannelCredentials();
+  std::vector<std::unique_ptr<grpc::experimental::ClientInterceptorFactoryInterface>> interceptors;
+  if (security.authorization != nullptr) {
+    interceptors.push_back(std::make_unique<TokenInterceptorFactory>(security.authorization));
+  }
+  return grpc::experimental::CreateCustomChannelWithInterceptors(target, credentials, args,
+                                                                 std::move(interceptors));
 }
 
 // Waits for READY; false at the deadline or as soon as a connection attempt fails.
@@ -55,11 +155,16 @@ absl::Status WhyUnreachable(const std::shared_ptr<grpc::Channel>& channel,
 
 }  // namespace
 
-absl::StatusOr<Connection> Connection::Open(const std::string& address) {
+absl::StatusOr<Connection> Connection::Open(const std::string& address,
+                                            const SecurityOptions& options) {
   absl::StatusOr<TargetList> targets = ParseTargetList(address);
   if (!targets.ok()) return targets.status();
+  absl::StatusOr<ChannelSecurity> security = LoadSecurity(options);
+  if (!security.ok()) return security.status();
   std::vector<std::shared_ptr<grpc::Channel>> channels;
-  for (const std::string& target : targets->targets) channels.push_back(MakeChannel(target));
+  for (const std::string& target : targets->targets) {
+    channels.push_back(MakeChannel(target, *security));
+  }
   // Successive crunchctl runs should not all start with the first daemon.
   const size_t first = channels.size() == 1 ? 0 : std::random_device()() % channels.size();
   return Connection(address, targets->targets, std::move(channels), first);

@@ -9,6 +9,11 @@
 // (so successive crunchctl runs spread over the daemons) and returns the first
 // that connects, skipping dead ones.
 //
+// Security (options.h, SecurityOptions): unix sockets are always plaintext;
+// other targets use TLS when any TLS option is given (crunchd serves TCP only
+// over TLS). A token is sent on every call of every channel as
+// "authorization: Bearer TOKEN", by a client interceptor.
+//
 // Thread safety: Open() and Connect() from one thread; the channels returned
 // are gRPC channels, safe to use from any thread.
 
@@ -24,6 +29,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "clients/cli/options.h"
 
 namespace crunch::cli {
 
@@ -32,8 +38,10 @@ inline constexpr std::chrono::milliseconds kConnectTimeout{2000};
 
 class Connection {
  public:
-  // INVALID_ARGUMENT when `address` is not a usable address or list.
-  static absl::StatusOr<Connection> Open(const std::string& address);
+  // INVALID_ARGUMENT when `address` is not a usable address or list; an error
+  // naming the option when a file `security` names cannot be read.
+  static absl::StatusOr<Connection> Open(const std::string& address,
+                                         const SecurityOptions& security = {});
 
   // The next channel (round-robin) that connects within `timeout`; UNAVAILABLE
   // with gRPC's reason (DEADLINE_EXCEEDED if still connecting) when none does.

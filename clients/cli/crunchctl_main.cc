@@ -60,6 +60,20 @@ int main(int argc, char** argv) {
                  "per call, in ms; 0 = none (default: none for run and wait, 5000 otherwise)")
       ->type_name("MS")
       ->check(CLI::NonNegativeNumber);
+  app.add_option("--token-file", global.security.token_file,
+                 "send the bearer token in FILE with every call ([server] token_file)")
+      ->type_name("FILE")
+      ->envname("CRUNCH_TOKEN_FILE");
+  app.add_flag("--tls", global.security.tls,
+               "TCP addresses use TLS (implied by --tls-ca, --tls-cert); unix sockets never do");
+  app.add_option("--tls-ca", global.security.tls_ca,
+                 "PEM CAs to verify crunchd's certificate (default: the system's)")
+      ->type_name("FILE");
+  app.add_option("--tls-cert", global.security.tls_cert,
+                 "PEM client certificate, for a crunchd with [server] tls_client_ca_file")
+      ->type_name("FILE");
+  app.add_option("--tls-key", global.security.tls_key, "the private key of --tls-cert")
+      ->type_name("FILE");
 
   ShowOptions show;
   CLI::App* status = app.add_subcommand("status", "the daemon's workers, pools and counters");

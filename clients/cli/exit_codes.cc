@@ -22,6 +22,8 @@ ExitCode ExitCodeFor(grpc::StatusCode code) {
       return kExitPermissionDenied;
     case grpc::StatusCode::UNAVAILABLE:
       return kExitUnavailable;
+    case grpc::StatusCode::UNAUTHENTICATED:
+      return kExitUnauthenticated;
     default:
       return kExitFailure;
   }
@@ -80,8 +82,9 @@ const char kExitStatusHelp[] =
     "   7  DEADLINE_EXCEEDED   --timeout or --deadline passed\n"
     "   8  ABORTED             the worker process died\n"
     "   9  CANCELLED           the task was cancelled\n"
-    "  10  PERMISSION_DENIED   path or URL not allowed by crunchd's configuration\n"
+    "  10  PERMISSION_DENIED   path, URL or caller not allowed by crunchd's configuration\n"
     "  11  UNAVAILABLE         crunchd is draining for shutdown\n"
+    "  12  UNAUTHENTICATED     bearer token missing or wrong (--token-file)\n"
     "Errors go to stderr as \"crunchctl: <CODE_NAME>: <message>\".";
 
 }  // namespace crunch::cli

@@ -12,8 +12,10 @@
 //    7  DEADLINE_EXCEEDED   the task's --timeout or the call's --deadline passed
 //    8  ABORTED             the worker process running the task died
 //    9  CANCELLED           the task was cancelled
-//   10  PERMISSION_DENIED   a path or URL the daemon's configuration does not allow
+//   10  PERMISSION_DENIED   a path or URL the daemon's configuration does not allow,
+//                           or a caller it does not allow ([server] allow_uids/gids)
 //   11  UNAVAILABLE         crunchd is draining for shutdown
+//   12  UNAUTHENTICATED     the bearer token is missing or wrong (--token-file)
 //
 // The daemon's message goes to stderr as "crunchctl: <CODE_NAME>: <message>".
 
@@ -37,6 +39,7 @@ enum ExitCode : int {
   kExitCancelled = 9,
   kExitPermissionDenied = 10,
   kExitUnavailable = 11,
+  kExitUnauthenticated = 12,
 };
 
 // The exit status for a task or call that ended with `code`.

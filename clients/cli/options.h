@@ -10,10 +10,20 @@
 
 namespace crunch::cli {
 
+// How to prove who we are: TLS for TCP targets, a bearer token for every call.
+struct SecurityOptions {
+  std::string token_file;  // --token-file (or $CRUNCH_TOKEN_FILE); "" = no token.
+  bool tls = false;        // --tls: TCP targets use TLS (implied by the three below).
+  std::string tls_ca;      // --tls-ca: PEM CAs to verify crunchd's certificate ("" = system's).
+  std::string tls_cert;    // --tls-cert / --tls-key: our client certificate, if crunchd asks.
+  std::string tls_key;
+};
+
 struct GlobalOptions {
   std::string address;
   // Per call, in ms; 0 = none; -1 = the command's default.
   int64_t deadline_ms = -1;
+  SecurityOptions security;
 };
 
 // What a task is: shared by run, run --repeat and submit.

@@ -55,7 +55,7 @@ Session::Session(Connection connection, std::shared_ptr<grpc::Channel> channel, 
 
 int Session::Start(const GlobalOptions& global, int64_t default_deadline_ms,
                    std::optional<Session>* session) {
-  absl::StatusOr<Connection> connection = Connection::Open(global.address);
+  absl::StatusOr<Connection> connection = Connection::Open(global.address, global.security);
   if (!connection.ok()) return ReportUsage(std::string(connection.status().message()));
   const int64_t deadline_ms = DeadlineMs(global, default_deadline_ms);
   absl::StatusOr<std::shared_ptr<grpc::Channel>> channel =

@@ -14,6 +14,11 @@ std::optional<HealthService::ServingStatus> HealthService::StatusOfLocked(
   return serving_ ? health::HealthCheckResponse::SERVING : health::HealthCheckResponse::NOT_SERVING;
 }
 
+grpc::Status HealthService::CheckPeer(const grpc::ServerContext& context) const {
+  if (authorizer_ == nullptr) return grpc::Status::OK;
+  return authorizer_->Check(context, /*needs_token=*/false);
+}
+
 // One Check: answered on the completion-queue thread that received it.
 class HealthService::CheckCall final : public Tag {
  public:
@@ -29,6 +34,10 @@ class HealthService::CheckCall final : public Tag {
     }
     started_ = true;
     new CheckCall(owner_, cq_);
+    if (grpc::Status s = owner_->CheckPeer(context_); !s.ok()) {
+      responder_.FinishWithError(s, this);
+      return;
+    }
     std::optional<ServingStatus> status;
     {
       std::lock_guard<std::mutex> lock(owner_->mu_);
@@ -79,6 +88,11 @@ class HealthService::WatchCall final : public Tag {
         }
         lock.unlock();
         new WatchCall(owner_, cq_);
+        if (grpc::Status s = owner_->CheckPeer(context_); !s.ok()) {
+          lock.lock();
+          FinishLocked(s);
+          return;
+        }
         lock.lock();
         owner_->watches_.insert(this);
         WriteOrFinishLocked();

@@ -27,6 +27,7 @@
 #include <string>
 
 #include "grpc/health/v1/health.grpc.pb.h"
+#include "rpc/internal/call_authorizer.h"
 
 namespace crunch::rpc::internal {
 
@@ -36,6 +37,9 @@ class HealthService {
   using ServingStatus = grpc::health::v1::HealthCheckResponse::ServingStatus;
 
   grpc::Service* service() { return &service_; }
+
+  // Checks every call's peer (no token: see call_authorizer.h). Before Listen().
+  void set_authorizer(const CallAuthorizer* authorizer) { authorizer_ = authorizer; }
 
   // Starts waiting for Check and Watch requests on `cq` (after the server started).
   void Listen(grpc::ServerCompletionQueue* cq);
@@ -48,11 +52,15 @@ class HealthService {
   class CheckCall;
   class WatchCall;
 
+  // OK, or how to end a call from a refused peer.
+  grpc::Status CheckPeer(const grpc::ServerContext& context) const;
+
   // The status of `service`, or nothing if it is not one served here.
   // REQUIRES: mu_ held.
   std::optional<ServingStatus> StatusOfLocked(const std::string& service) const;
 
   AsyncService service_;
+  const CallAuthorizer* authorizer_ = nullptr;
   mutable std::mutex mu_;
   bool serving_ = false;          // Guarded by mu_.
   bool ending_ = false;           // Guarded by mu_: SetServing(false) came.

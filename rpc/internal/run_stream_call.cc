@@ -19,8 +19,13 @@ constexpr size_t kResultBatchBytes = 1 << 20;
 template <typename Messages>
 StreamCall<Messages>::StreamCall(crunch::v1::Crunch::AsyncService* service,
                                  grpc::ServerCompletionQueue* cq, boost::asio::io_context* io,
-                                 daemon::Scheduler* scheduler)
-    : service_(service), cq_(cq), io_(io), scheduler_(scheduler), stream_(&context_) {
+                                 daemon::Scheduler* scheduler, const CallAuthorizer* authorizer)
+    : service_(service),
+      cq_(cq),
+      io_(io),
+      scheduler_(scheduler),
+      authorizer_(authorizer),
+      stream_(&context_) {
   context_.AsyncNotifyWhenDone(&done_tag_);
   if constexpr (std::is_same_v<Messages, SingleTaskMessages>) {
     service_->RequestRunStream(&context_, &stream_, cq_, cq_, &accept_tag_);
@@ -42,7 +47,14 @@ void StreamCall<Messages>::OnEvent(Op op, bool ok) {
         delete this;
         return;
       }
-      Listen(service_, cq_, io_, scheduler_);
+      Listen(service_, cq_, io_, scheduler_, authorizer_);
+      if (grpc::Status s = authorizer_->Check(context_, /*needs_token=*/true); !s.ok()) {
+        std::lock_guard<std::mutex> lock(mu_);
+        reads_done_ = true;
+        finishing_ = true;
+        stream_.Finish(s, &finish_tag_);
+        return;
+      }
       stream_.Read(&incoming_, &read_tag_);
       return;
     case Op::kRead: {

@@ -36,6 +36,7 @@
 #include "crunch/v1/crunch.grpc.pb.h"
 #include "daemon/scheduler.h"
 #include "rpc/internal/call.h"
+#include "rpc/internal/call_authorizer.h"
 
 namespace crunch::rpc::internal {
 
@@ -53,9 +54,11 @@ struct TaskBatchMessages {
 template <typename Messages>
 class StreamCall {
  public:
+  // `authorizer` checks each call before its first read (call_authorizer.h).
   static void Listen(crunch::v1::Crunch::AsyncService* service, grpc::ServerCompletionQueue* cq,
-                     boost::asio::io_context* io, daemon::Scheduler* scheduler) {
-    new StreamCall(service, cq, io, scheduler);
+                     boost::asio::io_context* io, daemon::Scheduler* scheduler,
+                     const CallAuthorizer* authorizer) {
+    new StreamCall(service, cq, io, scheduler, authorizer);
   }
 
  private:
@@ -74,7 +77,8 @@ class StreamCall {
   using Out = typename Messages::Out;
 
   StreamCall(crunch::v1::Crunch::AsyncService* service, grpc::ServerCompletionQueue* cq,
-             boost::asio::io_context* io, daemon::Scheduler* scheduler);
+             boost::asio::io_context* io, daemon::Scheduler* scheduler,
+             const CallAuthorizer* authorizer);
   ~StreamCall() = default;
 
   void OnEvent(Op op, bool ok);
@@ -89,6 +93,7 @@ class StreamCall {
   grpc::ServerCompletionQueue* cq_;
   boost::asio::io_context* io_;
   daemon::Scheduler* scheduler_;
+  const CallAuthorizer* authorizer_;
   grpc::ServerContext context_;
   grpc::ServerAsyncReaderWriter<Out, In> stream_;
   In incoming_;  // Owned by the outstanding Read().

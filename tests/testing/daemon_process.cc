@@ -21,10 +21,12 @@ extern char** environ;
 
 namespace crunch::testing {
 
-absl::StatusOr<std::unique_ptr<DaemonProcess>> DaemonProcess::Start(
-    std::vector<std::string> flags, const std::string& config_toml,
-    const std::string& socket_path) {
+absl::StatusOr<std::unique_ptr<DaemonProcess>> DaemonProcess::Start(std::vector<std::string> flags,
+                                                                    const std::string& config_toml,
+                                                                    const std::string& socket_path,
+                                                                    const std::string& token) {
   std::unique_ptr<DaemonProcess> d(new DaemonProcess());
+  d->token_ = token;
   char tmpl[] = "/tmp/crunchd-test-XXXXXX";
   if (::mkdtemp(tmpl) == nullptr) return absl::InternalError("mkdtemp failed");
   d->dir_ = tmpl;
@@ -102,6 +104,7 @@ std::unique_ptr<crunch::v1::Crunch::Stub> DaemonProcess::NewStub() const {
 absl::StatusOr<crunch::v1::DaemonStatus> DaemonProcess::Status() const {
   grpc::ClientContext context;
   context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  if (!token_.empty()) context.AddMetadata("authorization", "Bearer " + token_);
   crunch::v1::DaemonStatus status;
   grpc::Status s =
       crunch::v1::Crunch::NewStub(channel_)->Status(&context, crunch::v1::StatusRequest(), &status);

@@ -26,9 +26,11 @@ class DaemonProcess {
   // written to a file passed with --config, with every "@DIR@" replaced by the
   // daemon's temporary directory.
   // `socket_path`, if not empty, replaces the socket in the temporary directory.
+  // `token`, if not empty, is the bearer token Status() sends ([server] token_file).
   static absl::StatusOr<std::unique_ptr<DaemonProcess>> Start(std::vector<std::string> flags,
                                                               const std::string& config_toml = "",
-                                                              const std::string& socket_path = "");
+                                                              const std::string& socket_path = "",
+                                                              const std::string& token = "");
   ~DaemonProcess();
 
   const std::string& address() const { return address_; }
@@ -57,6 +59,7 @@ class DaemonProcess {
   std::string socket_path_;
   std::string log_path_;
   pid_t pid_ = -1;
+  std::string token_;
   std::shared_ptr<grpc::Channel> channel_;
 };
 

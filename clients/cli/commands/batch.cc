@@ -257,7 +257,7 @@ int BatchCommand(const GlobalOptions& global, const RunOptions& options) {
   if (!request.ok()) return ReportUsage(std::string(request.status().message()));
   if (options.concurrency == 0) return ReportUsage("--concurrency must be at least 1");
 
-  absl::StatusOr<Connection> connection = Connection::Open(global.address);
+  absl::StatusOr<Connection> connection = Connection::Open(global.address, global.security);
   if (!connection.ok()) return ReportUsage(std::string(connection.status().message()));
   const int64_t deadline_ms = DeadlineMs(global, kNoDeadline);
   const size_t streams = static_cast<size_t>(

@@ -8,6 +8,11 @@
 // one whose channel is in TRANSIENT_FAILURE while another is not.
 // crunchctl does the same (clients/cli/connection.h).
 //
+// Security: unix sockets are plaintext (crunchd checks the caller's uid/gid
+// there); other targets use TLS when given `credentials` or `rootCertificates`
+// (crunchd serves TCP only over TLS). A `token` goes with every call as the
+// metadata "authorization: Bearer TOKEN" ([server] token_file).
+//
 // Numbers: task ids are uint64 and are kept exact as decimal strings (with an
 // address list, "ID@ADDRESS": ids are per daemon); every
 // other 64-bit field (counters, microseconds, bytes, tags) is turned into a
@@ -232,6 +237,8 @@ class Client {
   #daemons;
   #next = 0;
   #closed = false;
+  /** @type {string | null} "Bearer TOKEN", or null without a token */
+  #authorization = null;
 
   /**
    * @param {object} [options]
@@ -241,8 +248,16 @@ class Client {
    *   unix:/tmp/crunchd-$UID/crunchd.sock)
    * @param {string} [options.protoPath]  crunch.proto to load (default: $CRUNCH_PROTO or the repository's)
    * @param {Record<string, unknown>} [options.channelOptions]  extra grpc-js channel options
+   * @param {string} [options.token]  crunchd's bearer token, sent with every call
+   * @param {import('@grpc/grpc-js').ChannelCredentials} [options.credentials]  TLS for non-unix
+   *   targets, e.g. grpc.credentials.createSsl(...); or give the PEM Buffers below
+   * @param {Buffer} [options.rootCertificates]  the CA that signed crunchd's certificate (TLS)
+   * @param {Buffer} [options.privateKey]  with certChain: a client certificate, for a crunchd
+   *   with [server] tls_client_ca_file
+   * @param {Buffer} [options.certChain]
    */
-  constructor({ address, protoPath, channelOptions } = {}) {
+  constructor({ address, protoPath, channelOptions, token, credentials, rootCertificates,
+                privateKey, certChain } = {}) {
     const Crunch = loadCrunchService(protoPath);
     const targets = parseAddressList(address ?? defaultAddress());
     const opts = {
@@ -251,9 +266,23 @@ class Client {
       'grpc.max_send_message_length': -1,
       ...channelOptions,
     };
+    if (token !== undefined && (typeof token !== 'string' || token.trim() === '')) {
+      throw new TypeError("token must be a non-empty string (the text of crunchd's token_file)");
+    }
+    this.#authorization = token === undefined ? null : `Bearer ${token.trim()}`;
+    if (credentials && (rootCertificates || privateKey || certChain)) {
+      throw new TypeError('give either credentials or rootCertificates/privateKey/certChain, not both');
+    }
+    if (!privateKey !== !certChain) {
+      throw new TypeError('privateKey and certChain go together: give both or neither');
+    }
+    const tls = credentials ?? (rootCertificates || privateKey
+      ? grpc.credentials.createSsl(rootCertificates ?? null, privateKey ?? null, certChain ?? null)
+      : null);
     this.#daemons = targets.map((target) => ({
       target,
-      stub: new Crunch(target, grpc.credentials.createInsecure(), opts),
+      stub: new Crunch(target, tls && !target.startsWith('unix')
+        ? tls : grpc.credentials.createInsecure(), opts),
     }));
     this.#next = 0;
   }
@@ -363,7 +392,7 @@ class Client {
   stream(requests, options = {}) {
     this.#checkOpen();
     const daemon = this.#pick();
-    const call = daemon.stub.RunStream({});
+    const call = daemon.stub.RunStream(this.#metadata(), {});
     const queue = [];
     let head = 0;
     let finished = false; // the call has ended, either way
@@ -512,6 +541,13 @@ class Client {
     return d;
   }
 
+  /** A call's metadata: the bearer token, if any. */
+  #metadata() {
+    const metadata = new grpc.Metadata();
+    if (this.#authorization) metadata.set('authorization', this.#authorization);
+    return metadata;
+  }
+
   /**
    * @param {{target: string, stub: any}} daemon @param {string} method @param {object} request
    * @param {{deadline?: number, signal?: AbortSignal, taskId?: string}} options
@@ -520,7 +556,7 @@ class Client {
     return new Promise((resolve, reject) => {
       const callOptions = deadline ? { deadline } : {};
       let onAbort;
-      const call = daemon.stub[method](request, new grpc.Metadata(), callOptions, (err, reply) => {
+      const call = daemon.stub[method](request, this.#metadata(), callOptions, (err, reply) => {
         if (onAbort) signal.removeEventListener('abort', onAbort);
         if (err) reject(this.#toError(err, daemon, { taskId }));
         else resolve(reply);

@@ -21,8 +21,13 @@ const STOP_TIMEOUT_MS = 30_000;
  * @property {() => Promise<{code: number | null, signal: string | null}>} stop  SIGTERM, then its exit
  */
 
-/** @param {{workers?: number, extraConfig?: string}} [options] @returns {Promise<Daemon>} */
-async function startDaemon({ workers = 2, extraConfig = '' } = {}) {
+/**
+ * `extraArgs` go to crunchd's command line; `token` is the bearer token the
+ * readiness check sends (when extraConfig sets [server] token_file).
+ * @param {{workers?: number, extraConfig?: string, extraArgs?: string[], token?: string}} [options]
+ * @returns {Promise<Daemon>}
+ */
+async function startDaemon({ workers = 2, extraConfig = '', extraArgs = [], token } = {}) {
   const binary = process.env.CRUNCHD;
   if (!binary) {
     throw new Error('set CRUNCHD to the crunchd binary, e.g. CRUNCHD=$PWD/../../build/bin/crunchd ' +
@@ -44,7 +49,7 @@ async function startDaemon({ workers = 2, extraConfig = '' } = {}) {
   ].join('\n'));
 
   const child = spawn(binary, ['--config', config, '--listen', `unix:${socket}`,
-                               '--workers', String(workers), '--log-level', 'warn'],
+                               '--workers', String(workers), '--log-level', 'warn', ...extraArgs],
                       { stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   child.stdout.on('data', (b) => { output += b; });
@@ -61,7 +66,7 @@ async function startDaemon({ workers = 2, extraConfig = '' } = {}) {
       throw new Error(`crunchd exited before it answered (code ${exit.code}, signal ${exit.signal}):\n${output}`);
     }
     // A fresh client each try: a grpc-js channel that failed to connect backs off for a second.
-    const client = new Client({ address });
+    const client = new Client({ address, token });
     try {
       await client.status();
       break;

@@ -37,6 +37,7 @@ from crunch.errors import (  # noqa: E402
     ResourceExhaustedError,
     TaskCancelledError,
     TaskError,
+    UnauthenticatedError,
     UnavailableError,
 )
 from crunch.executor import Executor  # noqa: E402
@@ -54,6 +55,7 @@ __all__ = [
     "TaskCancelledError",
     "TaskError",
     "TaskResult",
+    "UnauthenticatedError",
     "UnavailableError",
     "aio",
     "default_address",

@@ -23,7 +23,13 @@ import grpc.aio
 
 from crunch import errors
 from crunch._address import Address, TaskId, parse_address_list, target_index, task_location
-from crunch._channel import QUICK_CALL_TIMEOUT, ChannelOptions, channel_args
+from crunch._channel import (
+    QUICK_CALL_TIMEOUT,
+    ChannelOptions,
+    channel_args,
+    open_aio_channel,
+    security,
+)
 from crunch._convert import (
     Payload,
     TaskResult,
@@ -40,7 +46,9 @@ from crunch._stubs import pb, pb_grpc
 class Client:
     """An asyncio connection to crunchd, or to several balanced round-robin.
 
-    Arguments (`address`, `timeout`, `channel_options`), attributes
+    Arguments (`address`, `timeout`, `channel_options`, and the security ones:
+    `token`, `credentials`, `root_certificates`, `private_key`,
+    `certificate_chain`), attributes
     (`address`, `addresses`), task ids and errors as for crunch.Client.
     """
 
@@ -50,15 +58,19 @@ class Client:
         timeout: float | None = None,
         *,
         channel_options: ChannelOptions = (),
+        token: str | None = None,
+        credentials: grpc.ChannelCredentials | None = None,
+        root_certificates: bytes | None = None,
+        private_key: bytes | None = None,
+        certificate_chain: bytes | None = None,
     ) -> None:
         self.addresses: tuple[str, ...] = tuple(parse_address_list(address))
         self.address = ",".join(self.addresses)
         self.timeout = timeout
         options = channel_args(channel_options)
-        self._channels = [
-            grpc.aio.insecure_channel(target, options=options)
-            for target in self.addresses
-        ]
+        sec = security(token, credentials, root_certificates, private_key, certificate_chain)
+        self._metadata = sec.metadata
+        self._channels = [open_aio_channel(target, options, sec) for target in self.addresses]
         self._stubs = [pb_grpc.CrunchStub(channel) for channel in self._channels]
         channels = self._channels
         self._turn = RoundRobin(
@@ -158,7 +170,7 @@ class Client:
         """
         index = self._turn.pick()
         slots = asyncio.Semaphore(max_in_flight)
-        call = self._stubs[index].RunStream(timeout=self.timeout)
+        call = self._stubs[index].RunStream(timeout=self.timeout, metadata=self._metadata)
         bad_request: list[BaseException] = []
 
         async def write_all() -> None:
@@ -211,7 +223,9 @@ class Client:
     async def _call(self, index: int, method: str, request: Any, timeout: float | None) -> Any:
         """Calls unary `method` on daemon `index`; a failure becomes a TaskError."""
         try:
-            return await getattr(self._stubs[index], method)(request, timeout=timeout)
+            return await getattr(self._stubs[index], method)(
+                request, timeout=timeout, metadata=self._metadata
+            )
         except grpc.RpcError as e:
             raise errors.from_rpc_error(e, self.addresses[index]) from None
 

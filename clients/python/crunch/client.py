@@ -20,7 +20,13 @@ import grpc
 
 from crunch import errors
 from crunch._address import Address, TaskId, parse_address_list, target_index, task_location
-from crunch._channel import QUICK_CALL_TIMEOUT, ChannelOptions, channel_args
+from crunch._channel import (
+    QUICK_CALL_TIMEOUT,
+    ChannelOptions,
+    channel_args,
+    open_channel,
+    security,
+)
 from crunch._convert import (
     Payload,
     TaskResult,
@@ -51,6 +57,15 @@ class Client:
     `channel_options` are extra gRPC channel arguments for every channel, such
     as a service config (docs/scaling.md).
 
+    Security (docs/operations.md, "Security"): `token` is sent with every call
+    as "authorization: Bearer TOKEN" (crunchd's [server] token_file). Targets
+    other than unix sockets use TLS when given `credentials` (e.g.
+    grpc.ssl_channel_credentials(...)) or the PEM bytes `root_certificates`
+    (the CA that signed crunchd's certificate; None: the system's) and, for a
+    crunchd that wants client certificates, `private_key` with
+    `certificate_chain`. A missing or wrong token raises UnauthenticatedError,
+    a uid crunchd does not allow PermissionDeniedError.
+
     Every method raises a crunch.TaskError subclass on failure,
     DaemonUnreachableError (naming the daemon tried) when no connection could
     be made; a malformed address or task id raises ValueError.
@@ -62,14 +77,19 @@ class Client:
         timeout: float | None = None,
         *,
         channel_options: ChannelOptions = (),
+        token: str | None = None,
+        credentials: grpc.ChannelCredentials | None = None,
+        root_certificates: bytes | None = None,
+        private_key: bytes | None = None,
+        certificate_chain: bytes | None = None,
     ) -> None:
         self.addresses: tuple[str, ...] = tuple(parse_address_list(address))
         self.address = ",".join(self.addresses)
         self.timeout = timeout
         options = channel_args(channel_options)
-        self._channels = [
-            grpc.insecure_channel(target, options=options) for target in self.addresses
-        ]
+        sec = security(token, credentials, root_certificates, private_key, certificate_chain)
+        self._metadata = sec.metadata
+        self._channels = [open_channel(target, options, sec) for target in self.addresses]
         self._stubs = [pb_grpc.CrunchStub(channel) for channel in self._channels]
         # Written by gRPC's connectivity threads, read by RoundRobin.pick().
         states = [grpc.ChannelConnectivity.IDLE] * len(self._channels)
@@ -215,7 +235,9 @@ class Client:
                 bad_request.append(e)
                 call[0].cancel()
 
-        call.append(self._stubs[index].RunStream(wire_requests(), timeout=self.timeout))
+        call.append(self._stubs[index].RunStream(
+                wire_requests(), timeout=self.timeout, metadata=self._metadata
+            ))
         try:
             for r in call[0]:
                 slots.release()
@@ -246,6 +268,8 @@ class Client:
     def _call(self, index: int, method: str, request: Any, timeout: float | None) -> Any:
         """Calls unary `method` on daemon `index`; a failure becomes a TaskError."""
         try:
-            return getattr(self._stubs[index], method)(request, timeout=timeout)
+            return getattr(self._stubs[index], method)(
+                request, timeout=timeout, metadata=self._metadata
+            )
         except grpc.RpcError as e:
             raise errors.from_rpc_error(e, self.addresses[index]) from None

@@ -72,9 +72,15 @@ class TaskCancelledError(TaskError):
 
 
 class PermissionDeniedError(TaskError):
-    """A path or URL crunchd's configuration does not allow."""
+    """A path, URL or caller (unix uid/gid) crunchd's configuration does not allow."""
 
     code = _Code.PERMISSION_DENIED
+
+
+class UnauthenticatedError(TaskError):
+    """crunchd wants a bearer token ([server] token_file) and got none or a wrong one."""
+
+    code = _Code.UNAUTHENTICATED
 
 
 class UnavailableError(TaskError):
@@ -104,6 +110,7 @@ _BY_CODE: dict[grpc.StatusCode, type[TaskError]] = {
         AbortedError,
         TaskCancelledError,
         PermissionDeniedError,
+        UnauthenticatedError,
         UnavailableError,
     )
 }

@@ -69,7 +69,7 @@ import grpc.aio
 
 from crunch import errors
 from crunch._address import Address, parse_address_list
-from crunch._channel import ChannelOptions, channel_args
+from crunch._channel import ChannelOptions, channel_args, open_aio_channel, security
 from crunch._convert import Payload, payload_bytes, status_code, task_request
 from crunch._stubs import pb, pb_grpc
 
@@ -85,7 +85,9 @@ class Executor(concurrent.futures.Executor):
     `max_in_flight` tasks are sent ahead of their results; the rest wait in
     this process. `streams` RunStream calls share them (1 for strictly one
     stream; with several daemons, at least one per daemon).
-    `channel_options` as for crunch.Client. Methods are thread-safe.
+    `channel_options` and the security arguments (`token`, `credentials`,
+    `root_certificates`, `private_key`, `certificate_chain`) as for
+    crunch.Client. Methods are thread-safe.
     """
 
     def __init__(
@@ -95,6 +97,11 @@ class Executor(concurrent.futures.Executor):
         *,
         streams: int = 4,
         channel_options: ChannelOptions = (),
+        token: str | None = None,
+        credentials: grpc.ChannelCredentials | None = None,
+        root_certificates: bytes | None = None,
+        private_key: bytes | None = None,
+        certificate_chain: bytes | None = None,
     ) -> None:
         if max_in_flight < 1:
             raise ValueError(f"max_in_flight must be at least 1, got {max_in_flight}")
@@ -103,6 +110,9 @@ class Executor(concurrent.futures.Executor):
         self.addresses: tuple[str, ...] = tuple(parse_address_list(address))
         self.address = ",".join(self.addresses)
         self._channel_options = channel_args(channel_options)
+        self._security = security(
+            token, credentials, root_certificates, private_key, certificate_chain
+        )
         self._max_in_flight = max_in_flight
         self._streams = max(min(streams, max_in_flight), len(self.addresses))
         self._tags = itertools.count()
@@ -218,14 +228,14 @@ class Executor(concurrent.futures.Executor):
 
     async def _serve(self) -> None:
         channels = [
-            grpc.aio.insecure_channel(target, options=self._channel_options)
+            open_aio_channel(target, self._channel_options, self._security)
             for target in self.addresses
         ]
         try:
             stubs = [pb_grpc.CrunchStub(channel) for channel in channels]
             # Stream i goes to daemon i % n: round-robin, and every daemon gets one.
             targets = [i % len(stubs) for i in range(self._streams)]
-            self._calls = [stubs[i].RunBatches() for i in targets]
+            self._calls = [stubs[i].RunBatches(metadata=self._security.metadata) for i in targets]
             await asyncio.gather(
                 *(self._stream(call, self.addresses[i]) for call, i in zip(self._calls, targets))
             )
