@@ -3,6 +3,10 @@
 #
 #   crunch::compile_options   warnings as errors, C++20
 #   CRUNCH_SANITIZE           "address,undefined" or "thread" (set by the asan/tsan presets)
+#   CRUNCH_FUZZ               libFuzzer (the fuzz preset): everything is compiled with
+#                             -fsanitize=fuzzer-no-link,address,undefined, and
+#                             crunch::fuzz_target_options links a target with
+#                             -fsanitize=fuzzer,address,undefined (libFuzzer's main)
 
 add_library(crunch_compile_options INTERFACE)
 add_library(crunch::compile_options ALIAS crunch_compile_options)
@@ -15,6 +19,19 @@ target_compile_options(crunch_compile_options INTERFACE
   -Wno-missing-field-initializers)
 
 set(CRUNCH_SANITIZE "" CACHE STRING "Sanitizers to build with: address,undefined | thread | empty")
+if(CRUNCH_FUZZ)
+  if(CRUNCH_SANITIZE AND NOT CRUNCH_SANITIZE STREQUAL "address,undefined")
+    message(FATAL_ERROR "CRUNCH_FUZZ builds with address,undefined; CRUNCH_SANITIZE is "
+            "'${CRUNCH_SANITIZE}'")
+  endif()
+  set(CRUNCH_SANITIZE "address,undefined")  # Shadows the cache entry in this build only.
+  # Coverage instrumentation for libFuzzer in every crunchd object file...
+  target_compile_options(crunch_compile_options INTERFACE -fsanitize=fuzzer-no-link)
+  # ... and libFuzzer's runtime and main() only in the fuzz targets.
+  add_library(crunch_fuzz_target_options INTERFACE)
+  add_library(crunch::fuzz_target_options ALIAS crunch_fuzz_target_options)
+  target_link_options(crunch_fuzz_target_options INTERFACE -fsanitize=fuzzer)
+endif()
 if(CRUNCH_SANITIZE)
   target_compile_options(crunch_compile_options INTERFACE
     -fsanitize=${CRUNCH_SANITIZE} -fno-omit-frame-pointer -fno-sanitize-recover=all)
