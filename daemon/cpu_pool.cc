@@ -170,7 +170,11 @@ void CpuPool::DrainCompletions(Worker& w) {
     ++w.tasks_done;
     ++w.tasks_this_life;
     w.consecutive_failures = 0;
-    listener_->OnCpuTaskDone(c.task_id, static_cast<absl::StatusCode>(c.status), c.output, w.pid);
+    // Kernels report a gRPC code (0..16); anything else is a buggy worker's and
+    // must not reach a client as a code outside the protocol.
+    const absl::StatusCode code = c.status <= 16 ? static_cast<absl::StatusCode>(c.status)
+                                                 : absl::StatusCode::kInternal;
+    listener_->OnCpuTaskDone(c.task_id, code, c.output, w.pid);
   });
   if (!n.ok() && w.child) {
     spdlog::error("worker {} (slot {}) broke the protocol: {}; killing it", w.pid, w.slot,
