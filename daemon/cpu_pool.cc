@@ -21,8 +21,16 @@ constexpr std::chrono::seconds kAttachTimeout{10};
 constexpr std::chrono::milliseconds kMaxBackoff{5000};
 // A worker that lived this long before dying starts its slot's backoff afresh.
 constexpr std::chrono::seconds kHealthyLifetime{10};
-// How often a working worker's RSS is read for max_worker_rss_bytes.
-constexpr std::chrono::seconds kRssCheckInterval{1};
+// How often a working worker's RSS is read for max_worker_rss_bytes, and its
+// CPU time for limits.cpu_seconds; for the latter at least 8 times per budget,
+// so that a check comes before the worker is far past half of it.
+constexpr std::chrono::milliseconds kRssCheckInterval{1000};
+
+std::chrono::milliseconds CheckInterval(const CpuPoolOptions& options) {
+  if (options.limits.cpu_seconds == 0) return kRssCheckInterval;
+  return std::min(kRssCheckInterval,
+                  std::chrono::milliseconds(options.limits.cpu_seconds * 1000 / 8));
+}
 
 uint32_t NextPowerOfTwo(uint32_t n) {
   uint32_t p = 1;
@@ -218,7 +226,7 @@ void CpuPool::MaybeRecycle(Worker& w) {
       why = absl::StrCat("completed ", w.tasks_this_life, " tasks ([cpu] max_tasks_per_worker ",
                          options_.max_tasks_per_worker, ")");
     } else if ((options_.max_worker_rss_bytes != 0 || options_.limits.cpu_seconds != 0) &&
-               now - w.rss_checked >= kRssCheckInterval) {
+               now - w.rss_checked >= CheckInterval(options_)) {
       w.rss_checked = now;
       const uint64_t rss = options_.max_worker_rss_bytes != 0 ? ReadRss(w.pid) : 0;
       const double cpu = options_.limits.cpu_seconds != 0 ? ReadCpuSeconds(w.pid) : 0;

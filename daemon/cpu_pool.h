@@ -26,8 +26,9 @@
 // at once. That is not a failure: no backoff, and counted apart from restarts.
 // With [cpu] worker_cpu_seconds (the worker's RLIMIT_CPU, see
 // daemon/worker_limits.h), a worker that has used half of it is recycled the
-// same way (its CPU time read from /proc on the same schedule), so the limit
-// kills only a worker whose one task burns the other half.
+// same way (its CPU time read from /proc on the same schedule, or every
+// eighth of the budget if that is shorter), so the limit kills only a worker
+// whose one task burns the other half.
 //
 // Limits: every worker is started with the WorkerLimits in the options (passed
 // on its command line); it applies them and its seccomp filter itself.

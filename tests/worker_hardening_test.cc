@@ -16,6 +16,7 @@
 #include <fstream>
 #include <future>
 #include <random>
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -307,6 +308,29 @@ TEST(WorkerLimits, AnAllocationPastTheAddressSpaceFailsTheTaskCleanlyAndTheWorke
   s = RunTask(*stub, "zstd.compress", {{"level", "1"}}, payload.substr(0, 65536), &r);
   EXPECT_TRUE(s.ok()) << s.error_message();
   EXPECT_EQ(r.worker_pid(), static_cast<uint32_t>(worker));
+}
+
+TEST(WorkerLimits, ACpuLimitKillsAWorkerThatRunsOutAndRecyclesOnesThatNearIt) {
+  auto d = StartDaemon({"--workers", "1"}, "[cpu]\nworker_cpu_seconds = 2\n");
+  ASSERT_TRUE(d);
+  auto stub = d->NewStub();
+  v1::TaskResult r;
+  // One task that needs more than the whole budget (primes up to 10^10: many
+  // seconds of CPU; a CPU-bound kind, since spin counts wall time): SIGXCPU.
+  grpc::Status s = RunTask(*stub, "primes", {{"n", "10000000000"}}, "", &r);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::ABORTED) << s.error_message();
+  EXPECT_THAT(s.error_message(), HasSubstr("signal 24"));
+  // Tasks that together need more (12 x fib(40), 0.15..0.5 s each): the
+  // worker is replaced between them once it has used half (checked every
+  // 250 ms), so none is killed.
+  std::set<uint32_t> pids;
+  for (int i = 0; i < 12; ++i) {
+    s = RunTask(*stub, "fib", {{"n", "40"}}, "", &r);
+    EXPECT_TRUE(s.ok()) << "task " << i << ": " << s.error_message();
+    pids.insert(r.worker_pid());
+  }
+  EXPECT_GE(pids.size(), 2u) << d->Log();
+  EXPECT_THAT(d->Log(), HasSubstr("half its [cpu] worker_cpu_seconds 2"));
 }
 
 }  // namespace
