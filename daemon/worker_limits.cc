@@ -22,9 +22,8 @@ constexpr char kNiceFlag[] = "--nice=";
 constexpr char kOpenFilesFlag[] = "--open-files=";
 constexpr char kNoSeccompFlag[] = "--no-seccomp";
 
-absl::Status ErrnoError(absl::string_view what, int err) {
-  return absl::ErrnoToStatus(err, absl::StrCat(what, ": ", std::strerror(err)));
-}
+// "what: strerror" (absl::ErrnoToStatus appends the errno's text).
+absl::Status ErrnoError(absl::string_view what, int err) { return absl::ErrnoToStatus(err, what); }
 
 absl::Status SetLimit(int resource, absl::string_view name, rlim_t soft, rlim_t hard) {
   const rlimit limit{soft, hard};
