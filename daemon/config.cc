@@ -50,9 +50,22 @@ namespace {
 constexpr absl::string_view kServerKeys[] = {
     "listen",     "drain_grace_ms", "result_ttl_ms", "max_kept_results",   "allow_uids",
     "allow_gids", "tls_cert_file",  "tls_key_file",  "tls_client_ca_file", "token_file"};
-constexpr absl::string_view kCpuKeys[] = {
-    "workers",     "queue_capacity", "task_timeout_ms",      "in_flight_per_worker", "spin_ns",
-    "arena_bytes", "worker_path",    "max_tasks_per_worker", "max_worker_rss_bytes"};
+constexpr absl::string_view kCpuKeys[] = {"workers",
+                                          "queue_capacity",
+                                          "task_timeout_ms",
+                                          "in_flight_per_worker",
+                                          "spin_ns",
+                                          "arena_bytes",
+                                          "worker_path",
+                                          "max_tasks_per_worker",
+                                          "max_worker_rss_bytes",
+                                          "quarantine_after",
+                                          "quarantine_ms",
+                                          "worker_address_space_bytes",
+                                          "worker_cpu_seconds",
+                                          "worker_nice",
+                                          "worker_open_files",
+                                          "seccomp"};
 constexpr absl::string_view kIoKeys[] = {
     "threads",    "queue_capacity",     "task_timeout_ms",        "data_dir",
     "http_allow", "http_max_redirects", "http_connect_timeout_ms"};
@@ -99,6 +112,13 @@ constexpr IntRule kMaxTasksPerWorkerRule{
     .min = 1, .max = 1'000'000'000'000, .zero_means = "never recycle"};
 constexpr IntRule kMaxWorkerRssRule{
     .min = kMiB, .max = 1024 * kGiB, .bytes = true, .zero_means = "no limit"};
+constexpr IntRule kQuarantineAfterRule{.min = 1, .max = 1000, .zero_means = "never quarantine"};
+constexpr IntRule kQuarantineMsRule{.min = 1, .max = 86'400'000};
+constexpr IntRule kWorkerAddressSpaceRule{
+    .min = 16 * kMiB, .max = 1024 * kGiB, .bytes = true, .zero_means = "no limit"};
+constexpr IntRule kWorkerCpuSecondsRule{.min = 2, .max = 31'536'000, .zero_means = "no limit"};
+constexpr IntRule kWorkerNiceRule{.min = 0, .max = 19};
+constexpr IntRule kWorkerOpenFilesRule{.min = 16, .max = 1 << 20, .zero_means = "no change"};
 constexpr IntRule kIoThreadsRule{.min = 1, .max = 1024};
 constexpr IntRule kHttpMaxRedirectsRule{.min = 0, .max = 20};
 constexpr IntRule kHttpConnectTimeoutMsRule{.min = 1, .max = 600'000};
@@ -405,6 +425,17 @@ class TableReader {
     return absl::OkStatus();
   }
 
+  absl::Status Bool(absl::string_view key, bool* out) const {
+    const toml::node* node = Find(key);
+    if (node == nullptr) return absl::OkStatus();
+    if (!node->is_boolean()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(Subject(*node, key), " must be true or false, got ", DescribeNode(*node)));
+    }
+    *out = node->as_boolean()->get();
+    return absl::OkStatus();
+  }
+
   absl::Status Path(absl::string_view key, std::string* out) const {
     const toml::node* node = Find(key);
     if (node == nullptr) return absl::OkStatus();
@@ -544,7 +575,17 @@ absl::Status ReadCpu(const TableReader& t, CpuConfig* c) {
   CRUNCH_RETURN_IF_ERROR(t.Path("worker_path", &c->worker_path));
   CRUNCH_RETURN_IF_ERROR(
       t.Int("max_tasks_per_worker", kMaxTasksPerWorkerRule, &c->max_tasks_per_worker));
-  return t.Int("max_worker_rss_bytes", kMaxWorkerRssRule, &c->max_worker_rss_bytes);
+  CRUNCH_RETURN_IF_ERROR(
+      t.Int("max_worker_rss_bytes", kMaxWorkerRssRule, &c->max_worker_rss_bytes));
+  CRUNCH_RETURN_IF_ERROR(t.Int("quarantine_after", kQuarantineAfterRule, &c->quarantine_after));
+  CRUNCH_RETURN_IF_ERROR(t.Int("quarantine_ms", kQuarantineMsRule, &c->quarantine_ms));
+  CRUNCH_RETURN_IF_ERROR(
+      t.Int("worker_address_space_bytes", kWorkerAddressSpaceRule, &c->worker_address_space_bytes));
+  CRUNCH_RETURN_IF_ERROR(
+      t.Int("worker_cpu_seconds", kWorkerCpuSecondsRule, &c->worker_cpu_seconds));
+  CRUNCH_RETURN_IF_ERROR(t.Int("worker_nice", kWorkerNiceRule, &c->worker_nice));
+  CRUNCH_RETURN_IF_ERROR(t.Int("worker_open_files", kWorkerOpenFilesRule, &c->worker_open_files));
+  return t.Bool("seccomp", &c->seccomp);
 }
 
 absl::Status ReadIo(const TableReader& t, IoConfig* c) {
@@ -910,6 +951,13 @@ std::string DescribeConfig(const Config& config) {
       "worker_path = ", TomlString(cpu.worker_path), "\n",
       "max_tasks_per_worker = ", cpu.max_tasks_per_worker, "\n",
       "max_worker_rss_bytes = ", cpu.max_worker_rss_bytes, "\n",
+      "quarantine_after = ", cpu.quarantine_after, "\n",
+      "quarantine_ms = ", cpu.quarantine_ms, "\n",
+      "worker_address_space_bytes = ", cpu.worker_address_space_bytes, "\n",
+      "worker_cpu_seconds = ", cpu.worker_cpu_seconds, "\n",
+      "worker_nice = ", cpu.worker_nice, "\n",
+      "worker_open_files = ", cpu.worker_open_files, "\n",
+      "seccomp = ", cpu.seccomp ? "true" : "false", "\n",
       "\n[io]\n",
       "threads = ", io.threads, "\n",
       "queue_capacity = ", io.queue_capacity, "\n",

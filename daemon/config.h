@@ -97,6 +97,22 @@ struct CpuConfig {
   // ... or once its resident memory exceeds this (0: never; else 1 MiB..1 TiB,
   // checked about once a second while it works).
   uint64_t max_worker_rss_bytes = 0;
+  // Crash loops: a CPU kind whose tasks killed their worker this many times in
+  // a row (0: never; else 1..1000) is refused for quarantine_ms
+  // (1..86400000); see daemon/scheduler.h.
+  uint32_t quarantine_after = 3;
+  uint32_t quarantine_ms = 30000;
+  // Per-worker limits (daemon/worker_limits.h); 0 leaves each unchanged.
+  // Address space beyond what a worker maps at start: 0, or 16 MiB..1 TiB.
+  uint64_t worker_address_space_bytes = 0;
+  // RLIMIT_CPU of each worker process over its life: 0, or 2..31536000.
+  uint32_t worker_cpu_seconds = 0;
+  // Added to crunchd's nice value for the workers: 0..19.
+  uint32_t worker_nice = 0;
+  // RLIMIT_NOFILE of each worker: 0, or 16..1048576.
+  uint32_t worker_open_files = 0;
+  // The workers' seccomp filter (daemon/worker_seccomp.h); off only to debug.
+  bool seccomp = true;
 
   bool operator==(const CpuConfig&) const = default;
 };

@@ -87,6 +87,13 @@ arena_bytes = 2_147_483_648
 worker_path = "/opt/crunch/bin/crunch_worker"
 max_tasks_per_worker = 1000
 max_worker_rss_bytes = 268435456
+quarantine_after = 0
+quarantine_ms = 500
+worker_address_space_bytes = 536870912
+worker_cpu_seconds = 3600
+worker_nice = 5
+worker_open_files = 64
+seccomp = false
 
 [io]
 threads = 5
@@ -131,6 +138,13 @@ Config EveryKeyConfig() {
   c.cpu.worker_path = "/opt/crunch/bin/crunch_worker";
   c.cpu.max_tasks_per_worker = 1000;
   c.cpu.max_worker_rss_bytes = 256ull << 20;
+  c.cpu.quarantine_after = 0;
+  c.cpu.quarantine_ms = 500;
+  c.cpu.worker_address_space_bytes = 512ull << 20;
+  c.cpu.worker_cpu_seconds = 3600;
+  c.cpu.worker_nice = 5;
+  c.cpu.worker_open_files = 64;
+  c.cpu.seccomp = false;
   c.io.threads = 5;
   c.io.queue_capacity = 13;
   c.io.task_timeout_ms = 14;
@@ -225,7 +239,9 @@ TEST(ParseConfig, RejectsUnknownKeyNamingTheTable) {
   EXPECT_EQ(status.message(),
             "crunchd.toml:4: unknown key 'worker' in [cpu]; known keys: workers, queue_capacity, "
             "task_timeout_ms, in_flight_per_worker, spin_ns, arena_bytes, worker_path, "
-            "max_tasks_per_worker, max_worker_rss_bytes");
+            "max_tasks_per_worker, max_worker_rss_bytes, quarantine_after, quarantine_ms, "
+            "worker_address_space_bytes, worker_cpu_seconds, worker_nice, worker_open_files, "
+            "seccomp");
 }
 
 TEST(ParseConfig, UnknownKeySaysWhichTableItBelongsIn) {
@@ -300,6 +316,27 @@ TEST(ParseConfig, RejectsOutOfRangeNamingKeyAndRange) {
   // A value that would wrap around in a uint32_t.
   EXPECT_EQ(ParseError("[cpu]\nqueue_capacity = 4294967297\n").code(),
             absl::StatusCode::kInvalidArgument);
+}
+
+TEST(ParseConfig, RejectsBadWorkerLimitsSayingWhatIsAllowed) {
+  EXPECT_EQ(ParseError("[cpu]\nworker_nice = 20\n").message(),
+            "crunchd.toml:2: [cpu] worker_nice must be an integer in 0..19, got 20");
+  EXPECT_EQ(ParseError("[cpu]\nworker_address_space_bytes = 1048576\n").message(),
+            "crunchd.toml:2: [cpu] worker_address_space_bytes must be an integer in "
+            "16777216..1099511627776 (16 MiB..1024 GiB) (or 0 for no limit), got 1048576 (1 MiB)");
+  EXPECT_EQ(ParseError("[cpu]\nworker_cpu_seconds = 1\n").message(),
+            "crunchd.toml:2: [cpu] worker_cpu_seconds must be an integer in 2..31536000 "
+            "(or 0 for no limit), got 1");
+  EXPECT_EQ(ParseError("[cpu]\nworker_open_files = 3\n").message(),
+            "crunchd.toml:2: [cpu] worker_open_files must be an integer in 16..1048576 "
+            "(or 0 for no change), got 3");
+  EXPECT_EQ(ParseError("[cpu]\nquarantine_after = 1001\n").message(),
+            "crunchd.toml:2: [cpu] quarantine_after must be an integer in 1..1000 "
+            "(or 0 for never quarantine), got 1001");
+  EXPECT_EQ(ParseError("[cpu]\nquarantine_ms = 0\n").message(),
+            "crunchd.toml:2: [cpu] quarantine_ms must be an integer in 1..86400000, got 0");
+  EXPECT_EQ(ParseError("[cpu]\nseccomp = \"no\"\n").message(),
+            "crunchd.toml:2: [cpu] seccomp must be true or false, got \"no\" (a string)");
 }
 
 TEST(ParseConfig, AcceptsTheEndsOfEachRange) {
@@ -746,7 +783,7 @@ TEST(DefaultToml, DocumentsEveryKey) {
   const std::set<std::string> documented =
       QualifiedKeys(Uncommented(ReadFile(CRUNCH_DEFAULT_TOML)));
   const std::set<std::string> known = QualifiedKeys(DescribeConfig(Config{}));
-  EXPECT_EQ(known.size(), 32u);
+  EXPECT_EQ(known.size(), 39u);
   EXPECT_EQ(documented, known);
 }
 

@@ -2,10 +2,12 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <fstream>
+#include <sstream>
 
 #include "absl/strings/str_cat.h"
 #include "boost/asio/post.hpp"
@@ -19,8 +21,16 @@ constexpr std::chrono::seconds kAttachTimeout{10};
 constexpr std::chrono::milliseconds kMaxBackoff{5000};
 // A worker that lived this long before dying starts its slot's backoff afresh.
 constexpr std::chrono::seconds kHealthyLifetime{10};
-// How often a working worker's RSS is read for max_worker_rss_bytes.
-constexpr std::chrono::seconds kRssCheckInterval{1};
+// How often a working worker's RSS is read for max_worker_rss_bytes, and its
+// CPU time for limits.cpu_seconds; for the latter at least 8 times per budget,
+// so that a check comes before the worker is far past half of it.
+constexpr std::chrono::milliseconds kRssCheckInterval{1000};
+
+std::chrono::milliseconds CheckInterval(const CpuPoolOptions& options) {
+  if (options.limits.cpu_seconds == 0) return kRssCheckInterval;
+  return std::min(kRssCheckInterval,
+                  std::chrono::milliseconds(options.limits.cpu_seconds * 1000 / 8));
+}
 
 uint32_t NextPowerOfTwo(uint32_t n) {
   uint32_t p = 1;
@@ -36,6 +46,22 @@ uint64_t ReadRss(uint32_t pid) {
   return resident * static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
 }
 
+// User plus system CPU time of `pid`, from /proc/<pid>/stat (fields 14 and 15).
+double ReadCpuSeconds(uint32_t pid) {
+  if (pid == 0) return 0;
+  std::ifstream stat_file(absl::StrCat("/proc/", pid, "/stat"));
+  std::string stat((std::istreambuf_iterator<char>(stat_file)), std::istreambuf_iterator<char>());
+  // The command name, in parentheses, may hold spaces; field 3 follows it.
+  const size_t close = stat.rfind(')');
+  if (close == std::string::npos) return 0;
+  std::istringstream fields(stat.substr(close + 2));
+  std::string skip;
+  for (int field = 3; field < 14; ++field) fields >> skip;
+  uint64_t utime = 0, stime = 0;
+  if (!(fields >> utime >> stime)) return 0;
+  return static_cast<double>(utime + stime) / static_cast<double>(::sysconf(_SC_CLK_TCK));
+}
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<CpuPool>> CpuPool::Create(boost::asio::io_context& io,
@@ -45,6 +71,16 @@ absl::StatusOr<std::unique_ptr<CpuPool>> CpuPool::Create(boost::asio::io_context
     return absl::FailedPreconditionError(
         absl::StrCat("worker executable '", options.worker_path,
                      "' is missing or not executable (set [cpu] worker_path)"));
+  }
+  if (options.limits.open_files != 0) {
+    rlimit nofile{};
+    ::getrlimit(RLIMIT_NOFILE, &nofile);
+    if (nofile.rlim_max != RLIM_INFINITY && options.limits.open_files > nofile.rlim_max) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "[cpu] worker_open_files is ", options.limits.open_files,
+          " but crunchd's own hard limit on open files is ", nofile.rlim_max,
+          "; a worker cannot raise it (lower the key, or raise LimitNOFILE= / ulimit -Hn)"));
+    }
   }
   ipc::SegmentOptions segment_options;
   segment_options.worker_slots = options.workers;
@@ -92,6 +128,8 @@ absl::Status CpuPool::Spawn(Worker& w) {
   ipc::SpawnOptions spawn;
   spawn.path = options_.worker_path;
   spawn.args = {absl::StrCat("--spin-ns=", options_.spin_ns)};
+  for (std::string& flag : WorkerLimitsFlags(options_.limits))
+    spawn.args.push_back(std::move(flag));
   absl::StatusOr<ipc::ChildProcess> child = ipc::SpawnWorker(*w.channel, std::move(spawn));
   if (!child.ok()) return child.status();
   w.child.emplace(*std::move(child));
@@ -191,11 +229,18 @@ void CpuPool::MaybeRecycle(Worker& w) {
     if (options_.max_tasks_per_worker != 0 && w.tasks_this_life >= options_.max_tasks_per_worker) {
       why = absl::StrCat("completed ", w.tasks_this_life, " tasks ([cpu] max_tasks_per_worker ",
                          options_.max_tasks_per_worker, ")");
-    } else if (options_.max_worker_rss_bytes != 0 && now - w.rss_checked >= kRssCheckInterval) {
+    } else if ((options_.max_worker_rss_bytes != 0 || options_.limits.cpu_seconds != 0) &&
+               now - w.rss_checked >= CheckInterval(options_)) {
       w.rss_checked = now;
-      if (const uint64_t rss = ReadRss(w.pid); rss > options_.max_worker_rss_bytes) {
+      const uint64_t rss = options_.max_worker_rss_bytes != 0 ? ReadRss(w.pid) : 0;
+      const double cpu = options_.limits.cpu_seconds != 0 ? ReadCpuSeconds(w.pid) : 0;
+      if (rss > options_.max_worker_rss_bytes && options_.max_worker_rss_bytes != 0) {
         why = absl::StrCat("uses ", rss, " bytes of memory ([cpu] max_worker_rss_bytes ",
                            options_.max_worker_rss_bytes, ")");
+      } else if (options_.limits.cpu_seconds != 0 &&
+                 cpu >= static_cast<double>(options_.limits.cpu_seconds) / 2) {
+        why = absl::StrCat("used ", cpu, " s of CPU, half its [cpu] worker_cpu_seconds ",
+                           options_.limits.cpu_seconds);
       }
     }
     if (why.empty()) return;

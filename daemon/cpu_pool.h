@@ -24,6 +24,14 @@
 // RSS is over max_worker_rss_bytes (read from /proc about once a second while
 // it works), gets no new tasks; once it holds none it is killed and replaced
 // at once. That is not a failure: no backoff, and counted apart from restarts.
+// With [cpu] worker_cpu_seconds (the worker's RLIMIT_CPU, see
+// daemon/worker_limits.h), a worker that has used half of it is recycled the
+// same way (its CPU time read from /proc on the same schedule, or every
+// eighth of the budget if that is shorter), so the limit kills only a worker
+// whose one task burns the other half.
+//
+// Limits: every worker is started with the WorkerLimits in the options (passed
+// on its command line); it applies them and its seccomp filter itself.
 //
 // Supervision: a worker that exits for any reason is reaped through its exit fd;
 // completions it published are still delivered, the tasks it held are handed
@@ -52,6 +60,7 @@
 #include "boost/asio/io_context.hpp"
 #include "boost/asio/posix/stream_descriptor.hpp"
 #include "boost/asio/steady_timer.hpp"
+#include "daemon/worker_limits.h"
 #include "ipc/arena_allocator.h"
 #include "ipc/child_process.h"
 #include "ipc/daemon_channel.h"
@@ -67,6 +76,7 @@ struct CpuPoolOptions {
   uint64_t arena_bytes = 1ull << 30;
   uint64_t max_tasks_per_worker = 0;  // 0: never recycle for the count.
   uint64_t max_worker_rss_bytes = 0;  // 0: never recycle for memory.
+  WorkerLimits limits;                // Applied by each worker to itself.
 };
 
 struct WorkerSnapshot {
@@ -101,7 +111,8 @@ class CpuPool {
 
   enum class DispatchResult { kOk, kNoWorker, kArenaFull };
 
-  // Creates the segment; starts no process yet.
+  // Creates the segment; starts no process yet. FAILED_PRECONDITION if the
+  // worker is missing or limits.open_files is over crunchd's own hard limit.
   static absl::StatusOr<std::unique_ptr<CpuPool>> Create(boost::asio::io_context& io,
                                                          const CpuPoolOptions& options,
                                                          Listener* listener);
@@ -162,7 +173,8 @@ class CpuPool {
     uint32_t restarts = 0;
     uint32_t recycles = 0;
     uint64_t tasks_this_life = 0;  // Completed by the current process.
-    std::chrono::steady_clock::time_point rss_checked;
+    std::chrono::steady_clock::time_point
+        rss_checked;        // Also the CPU time, for limits.cpu_seconds.
     bool retiring = false;  // To be recycled: gets no new tasks.
     bool recycled = false;  // Killed for recycling, not for a fault.
     uint32_t consecutive_failures = 0;

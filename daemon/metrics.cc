@@ -232,6 +232,19 @@ std::string RenderMetrics(const TaskMetrics& tasks, const SchedulerSnapshot& sna
     out.Sample("crunchd_worker_resident_memory_bytes", absl::StrCat("slot=\"", w.slot, "\""),
                w.rss_bytes);
   }
+  out.Family("crunchd_kind_quarantined", "gauge",
+             "1 while the CPU kind is quarantined after consecutive worker crashes "
+             "([cpu] quarantine_after), else 0.");
+  for (const KindHealthSnapshot& k : snapshot.cpu_kinds) {
+    out.Sample("crunchd_kind_quarantined", absl::StrCat("kind=\"", Escape(k.kind), "\""),
+               k.quarantined_ms_left > 0 ? 1 : 0);
+  }
+  out.Family("crunchd_kind_quarantines_total", "counter",
+             "Times the CPU kind was quarantined after consecutive worker crashes.");
+  for (const KindHealthSnapshot& k : snapshot.cpu_kinds) {
+    out.Sample("crunchd_kind_quarantines_total", absl::StrCat("kind=\"", Escape(k.kind), "\""),
+               k.quarantines);
+  }
   AppendProcessMetrics(out);
   return out.Take();
 }

@@ -50,6 +50,11 @@ absl::StatusOr<std::unique_ptr<Scheduler>> Scheduler::Create(boost::asio::io_con
   cpu.arena_bytes = config.cpu.arena_bytes;
   cpu.max_tasks_per_worker = config.cpu.max_tasks_per_worker;
   cpu.max_worker_rss_bytes = config.cpu.max_worker_rss_bytes;
+  cpu.limits.address_space_bytes = config.cpu.worker_address_space_bytes;
+  cpu.limits.cpu_seconds = config.cpu.worker_cpu_seconds;
+  cpu.limits.nice = config.cpu.worker_nice;
+  cpu.limits.open_files = config.cpu.worker_open_files;
+  cpu.limits.seccomp = config.cpu.seccomp;
   absl::StatusOr<std::unique_ptr<CpuPool>> pool = CpuPool::Create(io, cpu, s.get());
   if (!pool.ok()) return pool.status();
   s->cpu_ = *std::move(pool);
@@ -71,7 +76,11 @@ Scheduler::Scheduler(boost::asio::io_context& io, const Config& config,
       io_queue_(config.io.queue_capacity),
       deadline_timer_(io),
       housekeeping_timer_(io),
-      drain_timer_(io) {}
+      drain_timer_(io) {
+  size_t cpu_kinds = 0;
+  for (const KindSpec& spec : kinds_->kinds()) cpu_kinds += spec.pool == Pool::kCpu;
+  kind_health_.resize(cpu_kinds);
+}
 
 Scheduler::~Scheduler() {
   if (io_pool_) io_pool_->Stop();
@@ -97,6 +106,11 @@ absl::StatusOr<uint64_t> Scheduler::Submit(TaskRequest request, TaskDoneCallback
   if (!entry.ok()) return reject(entry.status());
   absl::StatusOr<TaskParams> params = ValidateParams(*entry->spec, request.params);
   if (!params.ok()) return reject(params.status());
+  if (entry->spec->pool == Pool::kCpu) {
+    if (absl::Status q = CheckQuarantine(*entry->spec, entry->cpu_index); !q.ok()) {
+      return reject(q);
+    }
+  }
   if (request.payload.size() > config_.limits.max_payload_bytes) {
     return reject(absl::ResourceExhaustedError(
         absl::StrCat("payload is ", request.payload.size(), " bytes; the limit is ",
@@ -219,6 +233,7 @@ void Scheduler::OnCpuTaskDone(uint64_t task_id, absl::StatusCode code,
   task->worker_pid = worker_pid;
   std::string bytes(reinterpret_cast<const char*>(output.data()), output.size());
   if (code == absl::StatusCode::kOk) {
+    kind_health_[task->cpu_index].consecutive_crashes = 0;
     Finish(task, code, "", std::move(bytes));
   } else if (code == absl::StatusCode::kDeadlineExceeded) {
     Finish(task, code, KernelTimedOut(*task, bytes), "");
@@ -229,6 +244,8 @@ void Scheduler::OnCpuTaskDone(uint64_t task_id, absl::StatusCode code,
 
 void Scheduler::OnCpuWorkerLost(uint32_t worker_pid, const std::string& cause,
                                 std::vector<uint64_t> held, bool killed_by_daemon) {
+  const KindSpec* quarantined = nullptr;
+  uint32_t quarantined_index = 0;
   for (size_t i = 0; i < held.size(); ++i) {
     auto it = live_.find(held[i]);
     if (it == live_.end()) continue;  // Ended already: it is what the worker was killed for.
@@ -237,9 +254,15 @@ void Scheduler::OnCpuWorkerLost(uint32_t worker_pid, const std::string& cause,
     // killed (for a timeout or a cancel) took innocent tasks with it, which
     // simply run again.
     if (i == 0 && !killed_by_daemon) {
+      const KindSpec* spec = task->spec;
+      const uint32_t cpu_index = task->cpu_index;
       Finish(task, absl::StatusCode::kAborted,
              absl::StrCat("worker process ", worker_pid, " ", cause, " while running this task"),
              "");
+      if (CountCrash(*spec, cpu_index)) {
+        quarantined = spec;
+        quarantined_index = cpu_index;
+      }
     } else {
       spdlog::debug("task {} {}: back to the queue (worker {} {})", task->id, task->spec->name,
                     worker_pid, cause);
@@ -248,7 +271,49 @@ void Scheduler::OnCpuWorkerLost(uint32_t worker_pid, const std::string& cause,
       cpu_queue_.Requeue(task->key());
     }
   }
+  // After the requeueing above, so tasks of the kind that were behind the
+  // crashed one on its worker end too.
+  if (quarantined != nullptr) FailQueuedOfKind(*quarantined, quarantined_index);
   SchedulePump();
+}
+
+absl::Status Scheduler::CheckQuarantine(const KindSpec& spec, uint32_t cpu_index) const {
+  const KindHealth& health = kind_health_[cpu_index];
+  const Clock::time_point now = Clock::now();
+  if (health.quarantined_until <= now) return absl::OkStatus();
+  const auto left = std::chrono::ceil<std::chrono::milliseconds>(health.quarantined_until - now);
+  return absl::FailedPreconditionError(
+      absl::StrCat("kind '", spec.name, "' is quarantined for ", left.count(), " more ms after ",
+                   health.crashes_before_quarantine,
+                   " consecutive worker crashes ([cpu] quarantine_after, quarantine_ms)"));
+}
+
+bool Scheduler::CountCrash(const KindSpec& spec, uint32_t cpu_index) {
+  const uint32_t limit = config_.cpu.quarantine_after;
+  KindHealth& health = kind_health_[cpu_index];
+  ++health.consecutive_crashes;
+  if (limit == 0 || health.consecutive_crashes < limit) return false;
+  health.crashes_before_quarantine = health.consecutive_crashes;
+  health.consecutive_crashes = 0;
+  health.quarantined_until = Clock::now() + std::chrono::milliseconds(config_.cpu.quarantine_ms);
+  ++health.quarantines;
+  spdlog::warn(
+      "kind '{}' quarantined for {} ms: its last {} tasks crashed their worker ([cpu] "
+      "quarantine_after {})",
+      spec.name, config_.cpu.quarantine_ms, health.crashes_before_quarantine, limit);
+  return true;
+}
+
+void Scheduler::FailQueuedOfKind(const KindSpec& spec, uint32_t cpu_index) {
+  std::vector<uint64_t> queued;
+  for (const auto& [id, task] : live_) {
+    if (task->spec == &spec && task->state == State::kQueued) queued.push_back(id);
+  }
+  if (queued.empty()) return;
+  const std::string why = std::string(CheckQuarantine(spec, cpu_index).message());
+  for (uint64_t id : queued) {
+    Finish(live_.at(id).get(), absl::StatusCode::kFailedPrecondition, why, "");
+  }
 }
 
 void Scheduler::OnIoTaskDone(uint64_t task_id, absl::Status status, std::string output) {
@@ -522,6 +587,9 @@ void Scheduler::Reload(const Config& config) {
   io_queue_.set_capacity(config.io.queue_capacity);
   io_pool_->set_max_output_bytes(config.limits.max_output_bytes);
   cpu_->SetRecycling(config.cpu.max_tasks_per_worker, config.cpu.max_worker_rss_bytes);
+  if (config.cpu.quarantine_after == 0) {  // Quarantine turned off: lift any that runs.
+    for (KindHealth& health : kind_health_) health.quarantined_until = Clock::time_point();
+  }
   auto restart_needed = [](const char* key, bool changed) {
     if (changed) spdlog::warn("config: a change to {} takes effect on restart", key);
   };
@@ -530,6 +598,12 @@ void Scheduler::Reload(const Config& config) {
                  config.cpu.in_flight_per_worker != config_.cpu.in_flight_per_worker);
   restart_needed("[cpu] arena_bytes", config.cpu.arena_bytes != config_.cpu.arena_bytes);
   restart_needed("[cpu] spin_ns", config.cpu.spin_ns != config_.cpu.spin_ns);
+  restart_needed("[cpu] worker_* and seccomp",
+                 config.cpu.worker_address_space_bytes != config_.cpu.worker_address_space_bytes ||
+                     config.cpu.worker_cpu_seconds != config_.cpu.worker_cpu_seconds ||
+                     config.cpu.worker_nice != config_.cpu.worker_nice ||
+                     config.cpu.worker_open_files != config_.cpu.worker_open_files ||
+                     config.cpu.seccomp != config_.cpu.seccomp);
   restart_needed("[io] threads", config.io.threads != config_.io.threads);
   restart_needed("[io] data_dir", config.io.data_dir != config_.io.data_dir);
   restart_needed("[io] http_allow", config.io.http_allow != config_.io.http_allow);
@@ -553,6 +627,19 @@ void Scheduler::Reload(const Config& config) {
 SchedulerSnapshot Scheduler::Snapshot() const {
   SchedulerSnapshot s;
   s.workers = cpu_->Snapshot();
+  const Clock::time_point now = Clock::now();
+  for (size_t i = 0; i < kind_health_.size(); ++i) {
+    const KindHealth& health = kind_health_[i];
+    KindHealthSnapshot k;
+    k.kind = kinds_->kinds()[i].name;
+    k.consecutive_crashes = health.consecutive_crashes;
+    if (health.quarantined_until > now) {
+      k.quarantined_ms_left = static_cast<uint64_t>(
+          std::chrono::ceil<std::chrono::milliseconds>(health.quarantined_until - now).count());
+    }
+    k.quarantines = health.quarantines;
+    s.cpu_kinds.push_back(std::move(k));
+  }
   PoolSnapshot cpu{"cpu",
                    cpu_->size(),
                    cpu_->busy(),

@@ -24,6 +24,19 @@
 //   * Worker loss: the task a dead worker was running ends with ABORTED naming
 //     the signal or exit status; tasks queued behind it on that worker never
 //     started and go back to the front of the queue.
+//   * Quarantine (crash loops): per CPU kind, the scheduler counts tasks in a
+//     row whose worker died under them on its own (a signal, an exit, a
+//     seccomp or rlimit kill; not a worker the daemon killed for a timeout, a
+//     cancel or recycling: a task that runs too long is the timeout's business,
+//     and it costs its worker no more than the timeout). A task of the kind
+//     that succeeds resets the count; one that fails with an error of its own
+//     neither counts nor resets. At [cpu] quarantine_after in a row the kind is
+//     quarantined for [cpu] quarantine_ms: new tasks of it are refused at once
+//     and its queued ones end, both with FAILED_PRECONDITION naming the kind,
+//     the time left and the crashes; tasks of it already handed to a worker
+//     run on. After the cooldown the count starts again from zero. So a
+//     poisoned kind costs at most quarantine_after worker restarts per
+//     cooldown, and the other kinds keep the pool.
 //   * Submit()ted results are kept for result_ttl_ms for Wait().
 //   * Drain: new tasks get UNAVAILABLE; running ones may finish within the
 //     grace period; whatever is left then ends with UNAVAILABLE.
@@ -67,8 +80,17 @@ struct PoolSnapshot {
   uint32_t in_flight = 0;  // Handed to a worker or thread, not ended.
 };
 
+// The crash-loop state of one CPU kind.
+struct KindHealthSnapshot {
+  std::string kind;
+  uint32_t consecutive_crashes = 0;
+  uint64_t quarantined_ms_left = 0;  // 0: not quarantined.
+  uint64_t quarantines = 0;          // Since crunchd started.
+};
+
 struct SchedulerSnapshot {
   std::vector<WorkerSnapshot> workers;
+  std::vector<KindHealthSnapshot> cpu_kinds;  // In CPU kind order.
   std::vector<PoolSnapshot> pools;
   uint64_t accepted = 0;
   uint64_t completed = 0;
@@ -144,6 +166,13 @@ class Scheduler final : private CpuPool::Listener {
     std::vector<TaskDoneCallback> waiters;
     TaskQueue::Key key() const { return {request.priority, sequence, id}; }
   };
+  // Crash-loop accounting of one CPU kind (see "Quarantine" above).
+  struct KindHealth {
+    uint32_t consecutive_crashes = 0;
+    std::chrono::steady_clock::time_point quarantined_until;  // Past: not quarantined.
+    uint32_t crashes_before_quarantine = 0;                   // What the last quarantine followed.
+    uint64_t quarantines = 0;
+  };
   struct Kept {
     TaskResult result;
     std::chrono::steady_clock::time_point expires;
@@ -159,6 +188,14 @@ class Scheduler final : private CpuPool::Listener {
   void OnCpuCapacity() override { SchedulePump(); }
 
   void OnIoTaskDone(uint64_t task_id, absl::Status status, std::string output);
+
+  // FAILED_PRECONDITION if the CPU kind `cpu_index` is quarantined now.
+  absl::Status CheckQuarantine(const KindSpec& spec, uint32_t cpu_index) const;
+  // Counts a task of `cpu_index` whose worker died under it; true if that
+  // starts a quarantine.
+  bool CountCrash(const KindSpec& spec, uint32_t cpu_index);
+  // Ends every queued task of a quarantined kind.
+  void FailQueuedOfKind(const KindSpec& spec, uint32_t cpu_index);
 
   void SchedulePump();
   void Pump();
@@ -184,6 +221,7 @@ class Scheduler final : private CpuPool::Listener {
   TaskQueue cpu_queue_;
   TaskQueue io_queue_;
   absl::flat_hash_map<uint64_t, std::unique_ptr<Task>> live_;
+  std::vector<KindHealth> kind_health_;  // By CPU kind index.
   absl::flat_hash_map<uint64_t, Kept> kept_;
   std::deque<uint64_t> kept_order_;  // By expiry (TTL is uniform).
   absl::flat_hash_map<std::string, uint64_t> idempotency_;

@@ -2,28 +2,37 @@
 // and talks to each through its slot of the shared segment; nobody else should
 // start one by hand.
 //
-//   crunch_worker [--spin-ns=N]
+//   crunch_worker [--spin-ns=N] [--address-space-bytes=N] [--cpu-seconds=N]
+//                 [--nice=N] [--open-files=N] [--no-seccomp]
 //
 // Life: attach (the segment and eventfds arrive as inherited fds described by
-// $CRUNCH_IPC), then loop forever: receive a descriptor, decode the parameters
+// $CRUNCH_IPC), confine itself (resource limits, nice, then the seccomp
+// filter: daemon/worker_limits.h,
+// daemon/worker_seccomp.h), then loop forever: receive a descriptor, decode the parameters
 // in front of the payload, run the kernel with its output going straight into
 // the lent arena extent, complete. A failed task completes with the status
-// code as the descriptor status and the message as its output. The worker
+// code as the descriptor status and the message as its output; a kernel that
+// runs out of memory (std::bad_alloc, under [cpu] worker_address_space_bytes)
+// fails its task with RESOURCE_EXHAUSTED and the worker goes on. The worker
 // exits when the daemon dies (parent-death signal) or when the daemon kills it
 // (timeout, cancel, shutdown); it keeps no state a restart would lose.
 //
-// Exit status: 0 never (it is killed), 2 bad usage, 70 corrupt ring, 78 cannot attach.
+// Exit status: 0 never (it is killed), 2 bad usage, 70 corrupt ring, 78 cannot
+// attach or confine itself.
 
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <new>
 #include <string_view>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "daemon/kinds/cpu_kinds.h"
 #include "daemon/task_codec.h"
+#include "daemon/worker_limits.h"
+#include "daemon/worker_seccomp.h"
 #include "ipc/child_process.h"
 #include "ipc/worker_channel.h"
 
@@ -32,6 +41,7 @@ namespace {
 
 struct WorkerOptions {
   uint64_t spin_ns = 50'000;  // How long to spin for the next request before sleeping.
+  WorkerLimits limits;
 };
 
 std::chrono::steady_clock::time_point DeadlineFrom(uint64_t deadline_ns) {
@@ -65,6 +75,19 @@ int Serve(const WorkerOptions& options) {
     return 78;
   }
   const std::vector<KindSpec> kinds = CpuKinds();
+  PrepareCpuKinds();
+  if (absl::Status s = ApplyWorkerLimits(options.limits); !s.ok()) {
+    std::fprintf(stderr, "crunch_worker: cannot apply the [cpu] worker_* limits: %s\n",
+                 std::string(s.message()).c_str());
+    return 78;
+  }
+  if (options.limits.seccomp) {
+    if (absl::Status s = InstallWorkerSeccompFilter(); !s.ok()) {
+      std::fprintf(stderr, "crunch_worker: %s (set [cpu] seccomp = false to run without it)\n",
+                   std::string(s.message()).c_str());
+      return 78;
+    }
+  }
   const ipc::SpinPolicy spin{std::chrono::nanoseconds(options.spin_ns)};
   ipc::Descriptor d;
   for (;;) {
@@ -85,7 +108,16 @@ int Serve(const WorkerOptions& options) {
       SpanOutput output(out);
       TaskContext context;
       context.deadline = DeadlineFrom(d.deadline_ns);
-      status = kinds[d.kind].run(input->payload, input->params, context, output);
+      try {
+        status = kinds[d.kind].run(input->payload, input->params, context, output);
+      } catch (const std::bad_alloc&) {
+        status = absl::ResourceExhaustedError(
+            absl::StrCat(kinds[d.kind].name, ": out of memory in the worker process",
+                         options.limits.address_space_bytes != 0
+                             ? absl::StrCat(" ([cpu] worker_address_space_bytes ",
+                                            options.limits.address_space_bytes, ")")
+                             : ""));
+      }
       written = output.size();
     }
     if (!status.ok()) written = WriteError(out, status);
@@ -110,8 +142,18 @@ int main(int argc, char** argv) {
   crunch::daemon::WorkerOptions options;
   for (int i = 1; i < argc; ++i) {
     std::string_view arg = argv[i];
+    std::string error;
+    if (crunch::daemon::ParseWorkerLimitsFlag(arg, &options.limits, &error)) {
+      if (error.empty()) continue;
+      std::fprintf(stderr, "crunch_worker: %s\n", error.c_str());
+      return 2;
+    }
     if (!crunch::daemon::ParseFlag(arg, "--spin-ns=", &options.spin_ns)) {
-      std::fprintf(stderr, "crunch_worker: bad argument '%s'; allowed: --spin-ns=N\n", argv[i]);
+      std::fprintf(stderr,
+                   "crunch_worker: bad argument '%s'; allowed: --spin-ns=N "
+                   "--address-space-bytes=N --cpu-seconds=N --nice=N --open-files=N "
+                   "--no-seccomp\n",
+                   argv[i]);
       return 2;
     }
   }

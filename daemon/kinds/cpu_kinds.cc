@@ -19,6 +19,7 @@
 
 #include "daemon/kinds/cpu_kinds.h"
 
+#include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <zstd.h>
@@ -372,6 +373,8 @@ absl::Status RunPrimes(Bytes, const TaskParams& params, const TaskContext& conte
 }
 
 }  // namespace
+
+void PrepareCpuKinds() { OPENSSL_init_crypto(OPENSSL_INIT_LOAD_CONFIG, nullptr); }
 
 std::vector<KindSpec> CpuKinds() {
   using Type = ParamSpec::Type;

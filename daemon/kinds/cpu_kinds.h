@@ -23,6 +23,11 @@ namespace crunch::daemon {
 // Every built-in CPU kind, in the order ListKinds shows them.
 std::vector<KindSpec> CpuKinds();
 
+// The one-time set-up the CPU kernels' libraries would otherwise do on first
+// use, and that may need files (OpenSSL reads its configuration), so that a
+// worker can do it before its seccomp filter forbids opening them.
+void PrepareCpuKinds();
+
 }  // namespace crunch::daemon
 
 #endif  // CRUNCH_DAEMON_KINDS_CPU_KINDS_H_

@@ -76,9 +76,12 @@ constexpr milliseconds kRejectWithin{2000};
 constexpr int kAnonMapsSlack = 8;
 
 // Small queues and a small arena, so the floods overrun them and a leaked
-// extent would soon starve dispatch.
+// extent would soon starve dispatch. No quarantine: the chaos loop kills
+// workers whatever they run, which is no fault of the kind (the quarantine
+// has its own test in tests/worker_hardening_test.cc).
 constexpr char kConfig[] = R"(
 [cpu]
+quarantine_after = 0
 queue_capacity = 48
 task_timeout_ms = 400
 in_flight_per_worker = 4

@@ -7,13 +7,16 @@
 #   start      `systemctl start` returns after READY=1; active; STATUS= line;
 #              crunchctl works for group crunchd, is refused for others
 #   kinds      the built-in kinds work under the unit's hardening
-#   worker     SIGKILL a worker: the service stays active, the worker is replaced
+#   worker     a worker runs under its seccomp filter; SIGKILL it: the service
+#              stays active, the worker is replaced
 #   reload     `systemctl reload` while tasks run: none lost, READY again
 #   stop       `systemctl stop` drains running tasks; the journal shows it
 #   watchdog   SIGSTOP crunchd: the watchdog restarts it
 #   upgrade    apt install of a newer .deb while a task runs: the task ends
 #              well, crunchd restarts, the edited crunchd.toml is kept, and
 #              the metrics endpoint it turns on answers under the hardening
+#   limits     [cpu] worker_nice, worker_open_files, worker_address_space_bytes
+#              apply under the unit's SystemCallFilter=, and kinds still run
 #   socket     only crunchd.socket started: the first call starts the service
 #   security   `systemd-analyze security crunchd` (printed, not judged)
 #
@@ -34,7 +37,7 @@ if [ $# -lt 1 ]; then
 fi
 build_dir=$(cd "$1" && pwd)
 shift
-all_checks=(install start kinds worker reload stop watchdog upgrade socket security)
+all_checks=(install start kinds worker limits reload stop watchdog upgrade socket security)
 checks=("$@")
 [ ${#checks[@]} -ne 0 ] || checks=("${all_checks[@]}")
 
@@ -211,6 +214,9 @@ check_worker() {
     fail "no crunch_worker child of crunchd's main process found"
     return
   }
+  # Its own seccomp filter, inside the unit's (docs/reliability.md).
+  in_ct 10 grep -q "^Seccomp:[[:space:]]*2$" "/proc/$victim/status" ||
+    fail "worker $victim is not under its seccomp filter: $(in_ct 10 grep Seccomp "/proc/$victim/status")"
   local restarts_before
   restarts_before=$(prop NRestarts)
   in_ct 10 kill -KILL "$victim"
@@ -228,6 +234,34 @@ check_worker() {
   [ "$(prop NRestarts)" = "$restarts_before" ] || fail "the service restarted; only the worker should have"
   crunchctl run fib -p n=10 >/dev/null 2>&1 || fail "fib after the worker was replaced failed"
   say "worker $victim killed; workers now: $after"
+}
+
+check_limits() {
+  ensure_started || return
+  local toml=/etc/crunchd/crunchd.toml
+  in_ct 10 sed -i -e 's/^# worker_nice = 0$/worker_nice = 5/' \
+    -e 's/^# worker_open_files = 0$/worker_open_files = 64/' \
+    -e 's/^# worker_address_space_bytes = 0$/worker_address_space_bytes = 536870912/' "$toml"
+  in_ct 10 grep -qx 'worker_nice = 5' "$toml" || fail "cannot set [cpu] worker_nice in $toml"
+  if in_ct 60 systemctl restart crunchd; then
+    local w stat limits
+    w=$(worker_pids | head -n1)
+    stat=$(in_ct 10 cat "/proc/$w/stat")
+    limits=$(in_ct 10 cat "/proc/$w/limits")
+    [ "$(awk '{print $19}' <<<"$stat")" = 5 ] || fail "worker $w has nice $(awk '{print $19}' <<<"$stat"), expected 5"
+    grep -Eq '^Max open files +64 +64 ' <<<"$limits" || fail "worker $w limits: $limits"
+    grep -Eq '^Max address space +[0-9]+ +[0-9]+ +bytes' <<<"$limits" ||
+      fail "worker $w has no address-space limit: $limits"
+    local out
+    out=$(crunchctl run fib -p n=20 2>&1) && [[ "$out" == *6765* ]] || fail "fib n=20 with limits: '$out'"
+    say "worker $w: nice 5, $(grep -E '^Max (open files|address space)' <<<"$limits" | tr -s ' ' | tr '\n' ';')"
+  else
+    fail "restart with [cpu] worker_* limits failed: $(in_ct 10 journalctl -u crunchd -n 20 --no-pager)"
+  fi
+  in_ct 10 sed -i -e 's/^worker_nice = 5$/# worker_nice = 0/' \
+    -e 's/^worker_open_files = 64$/# worker_open_files = 0/' \
+    -e 's/^worker_address_space_bytes = 536870912$/# worker_address_space_bytes = 0/' "$toml"
+  in_ct 60 systemctl restart crunchd || fail "restart after restoring $toml failed"
 }
 
 check_reload() {
