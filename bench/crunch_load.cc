@@ -162,6 +162,15 @@ v1::TaskRequest MakeRequest(const Options& options) {
   return request;
 }
 
+// The run's one request, serialized once for every call.
+grpc::ByteBuffer SerializedRequest(const Options& options) {
+  grpc::ByteBuffer request;
+  bool own_buffer = false;
+  grpc::GenericSerialize<grpc::ProtoBufferWriter, v1::TaskRequest>(MakeRequest(options), &request,
+                                                                   &own_buffer);
+  return request;
+}
+
 // One generic Run call; its address is its completion-queue tag.
 struct UnaryCall {
   grpc::ClientContext context;
@@ -180,10 +189,7 @@ void RunUnary(const Options& options, int index, int in_flight, Window& window, 
   if (channel == nullptr) return;
   grpc::GenericStub stub(channel);
   grpc::CompletionQueue cq;
-  grpc::ByteBuffer request;
-  bool own_buffer = false;
-  grpc::GenericSerialize<grpc::ProtoBufferWriter, v1::TaskRequest>(MakeRequest(options), &request,
-                                                                   &own_buffer);
+  const grpc::ByteBuffer request = SerializedRequest(options);
   int outstanding = 0;
   auto issue = [&] {
     UnaryCall* call = new UnaryCall;
@@ -221,10 +227,7 @@ void RunRate(const Options& options, int index, int in_flight, Window& window, s
   if (channel == nullptr) return;
   grpc::GenericStub stub(channel);
   grpc::CompletionQueue cq;
-  grpc::ByteBuffer request;
-  bool own_buffer = false;
-  grpc::GenericSerialize<grpc::ProtoBufferWriter, v1::TaskRequest>(MakeRequest(options), &request,
-                                                                   &own_buffer);
+  const grpc::ByteBuffer request = SerializedRequest(options);
   const auto interval = std::chrono::duration_cast<Clock::duration>(
       std::chrono::duration<double>(options.threads / options.rate));
   int outstanding = 0;
