@@ -268,6 +268,10 @@ absl::Status GrpcFrontend::Start() {
     }
     builder.AddListeningPort(listen_[i], tls, &ports[i]);
   }
+  // A TCP port is this daemon's alone. gRPC sets SO_REUSEPORT by default, so a
+  // second crunchd on the same port would start and silently take a share of
+  // the connections (another instance's certificate, tasks and results).
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   builder.RegisterService(&service_);
   builder.RegisterService(health_.service());
   // Accept messages well past max_payload_bytes so that an oversized payload

@@ -278,6 +278,26 @@ TEST(Tls, TcpServesTlsClientsOnly) {
   EXPECT_EQ(o.exit_code, 3) << o.err;  // Plaintext to a TLS port: cannot reach it.
 }
 
+TEST(Tls, ASecondDaemonOnTheSamePortIsRefused) {
+  Scratch scratch;
+  ASSERT_NO_FATAL_FAILURE(MakeCertificates(scratch));
+  const std::string tcp = TcpAddress(testing::FreeLoopbackPort());
+  auto d = DaemonProcess::Start({"--listen", tcp, "--workers", "1"}, TlsConfig(scratch, false));
+  ASSERT_TRUE(d.ok()) << d.status();
+
+  // With gRPC's default SO_REUSEPORT the second one would start and take a
+  // share of the first one's connections; `timeout` turns that into a failure.
+  WriteFile(scratch.Path("second.toml"), TlsConfig(scratch, false), 0644);
+  Outcome o = crunch::Run(scratch, {"/usr/bin/timeout", "20", CRUNCHD_PATH, "--config",
+                                    scratch.Path("second.toml"), "--listen", tcp, "--listen",
+                                    "unix:" + scratch.Path("second.sock"), "--workers", "1"});
+  EXPECT_NE(o.exit_code, 124) << "a second crunchd ran on the same port";
+  EXPECT_NE(o.exit_code, 0);
+  EXPECT_THAT(o.err, HasSubstr("cannot listen on"));
+  const grpc::Status first = CallStatus(TlsChannel(scratch, tcp, false));
+  EXPECT_TRUE(first.ok()) << first.error_message();
+}
+
 TEST(Tls, ClientCaRequiresAClientCertificate) {
   Scratch scratch;
   ASSERT_NO_FATAL_FAILURE(MakeCertificates(scratch));
