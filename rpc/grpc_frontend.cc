@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <limits>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -90,7 +91,10 @@ Handlers MakeHandlers(const GrpcFrontend::Context& ctx) {
     if (deadline != Clock::time_point::max()) {
       const auto left =
           std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
-      const uint32_t call_ms = static_cast<uint32_t>(std::max<int64_t>(1, left.count()));
+      // Clamped, not cast: a deadline 49.7 days or more away would wrap around
+      // to a short timeout.
+      const uint32_t call_ms = static_cast<uint32_t>(
+          std::clamp<int64_t>(left.count(), 1, std::numeric_limits<uint32_t>::max()));
       request.call_timeout_ms = call_ms;
     }
     absl::StatusOr<uint64_t> id = scheduler->Submit(
