@@ -135,6 +135,24 @@ TEST_F(BadInputTest, MalformedProtobufIsInternalFromGrpcItself) {
   EXPECT_EQ(s.error_code(), grpc::StatusCode::UNIMPLEMENTED);
 }
 
+TEST_F(BadInputTest, MissingExtraNonNumericAndOutOfRangeParamsNameTheParam) {
+  grpc::Status s = Run("fib", {});
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(s.error_message(), HasSubstr("param 'n' is required by kind 'fib'"));
+  s = Run("fib", {{"n", "10"}, {"x", "1"}});
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(s.error_message(), "unknown param 'x'; kind 'fib' takes: n");
+  s = Run("fib", {{"n", "abc"}});
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(s.error_message(), "param 'n' must be an integer in 0..45, got 'abc'");
+  s = Run("sleep", {{"ms", "-1"}});
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(s.error_message(), "param 'ms' must be an integer in 0..3600000, got '-1'");
+  s = Run("fib", {{"n", "99999999999999999999999"}});
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(s.error_message(), HasSubstr("must be an integer in 0..45"));
+}
+
 TEST_F(BadInputTest, TooManyParamsAreRefusedBeforeTheKindLooksAtThem) {
   std::map<std::string, std::string> params;
   for (int i = 0; i < 64; ++i) params.try_emplace(absl::StrCat("p", i), "1");
@@ -221,6 +239,7 @@ TEST_F(BadInputTest, EmptyPayloadsGetEachKindsAnswer) {
   // Kinds that read the payload, given none.
   grpc::Status s = Run("zstd.decompress", {}, "");
   EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(s.error_message(), "zstd.decompress: input is empty; expected one or more zstd frames");
   crunch::v1::TaskResult r;
   s = RunTask(*stub_, "noop", {}, "", &r);
   ASSERT_TRUE(s.ok());
@@ -243,7 +262,9 @@ TEST_F(BadInputTest, CorruptZstdIsInvalidArgument) {
   // A real frame's magic number followed by garbage.
   s = Run("zstd.decompress", {},
           absl::StrCat(std::string("\x28\xb5\x2f\xfd", 4), std::string(64, '\x5a')));
-  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << s.error_message();
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(s.error_message(),
+            "zstd.decompress: input is not valid zstd data: Unsupported frame parameter");
 }
 
 TEST_F(BadInputTest, InvalidUrlsAreRefusedBeforeConnecting) {
@@ -254,7 +275,9 @@ TEST_F(BadInputTest, InvalidUrlsAreRefusedBeforeConnecting) {
     s = Run("http.get", {{"url", url}});
     EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT)
         << url << ": " << s.error_message();
-    EXPECT_THAT(s.error_message(), HasSubstr("http.get")) << url;
+    EXPECT_THAT(s.error_message(),
+                HasSubstr(absl::StrCat("http.get: '", url, "' is not a valid URL (")));
+    EXPECT_THAT(s.error_message(), HasSubstr("give an absolute http:// or https:// URL"));
   }
 }
 
@@ -321,10 +344,9 @@ TEST_F(BadInputTest, GarbageOnTheSocketIsDroppedAndTheDaemonKeepsServing) {
            absl::StrCat("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", std::string(100, '\xff')));
   Scribble(daemon_->socket_path(), "");  // Connect and hang up.
   ASSERT_TRUE(daemon_->Status().ok());
-  const std::string log = daemon_->Log().substr(log_before.size());
-  for (const char* alarming : {"critical", "CRITICAL", "fatal", "FATAL", "abort", "terminate"}) {
-    EXPECT_THAT(log, Not(HasSubstr(alarming))) << log;
-  }
+  // gRPC drops each connection after its settings frame; nobody needs a log
+  // line for that.
+  EXPECT_EQ(daemon_->Log().substr(log_before.size()), "");
 }
 
 }  // namespace
