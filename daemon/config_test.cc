@@ -14,6 +14,8 @@
 #include <string>
 #include <string_view>
 
+#include "absl/strings/str_cat.h"
+
 namespace crunch::daemon {
 
 // Failed comparisons print the config as TOML instead of bytes.
@@ -534,6 +536,16 @@ TEST(LoadConfigFile, MissingFileNamesThePathAndTheErrno) {
   EXPECT_EQ(status.code(), absl::StatusCode::kNotFound);
   EXPECT_EQ(status.message(),
             "cannot open config file '/nonexistent/crunchd.toml': No such file or directory");
+}
+
+TEST(LoadConfigFile, RejectsAFileLargerThanOneMiB) {
+  const std::string path = ::testing::TempDir() + "config_test_large.toml";
+  std::ofstream(path) << "# " << std::string(1 << 20, 'x') << "\n";
+  absl::Status status = LoadConfigFile(path).status();
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(status.message(),
+            absl::StrCat("config file '", path, "' is larger than 1 MiB; is it the right file?"));
+  std::remove(path.c_str());
 }
 
 TEST(LoadConfigFile, DirectoryIsAnError) {
