@@ -302,7 +302,8 @@ TEST_F(BadInputTest, AMessageOverGrpcsOwnLimitIsResourceExhausted) {
   // cut off by gRPC itself, before crunchd sees it.
   grpc::Status s = Run("noop", {}, std::string(6 << 20, 'x'));
   EXPECT_EQ(s.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
-  EXPECT_THAT(s.error_message(), HasSubstr("larger than max"));
+  EXPECT_THAT(s.error_message(), HasSubstr("Received message larger than max ("));
+  EXPECT_THAT(s.error_message(), HasSubstr(" vs. 5242880)"));
   // Between the two limits, crunchd's own message.
   s = Run("noop", {}, std::string(2 << 20, 'x'));
   EXPECT_EQ(s.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
