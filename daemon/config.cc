@@ -70,7 +70,7 @@ constexpr absl::string_view kIoKeys[] = {
     "threads",    "queue_capacity",     "task_timeout_ms",        "data_dir",
     "http_allow", "http_max_redirects", "http_connect_timeout_ms"};
 constexpr absl::string_view kLimitsKeys[] = {"max_payload_bytes", "max_output_bytes",
-                                             "max_queued_bytes"};
+                                             "max_queued_bytes", "max_params", "max_param_bytes"};
 constexpr absl::string_view kLogKeys[] = {"level", "format"};
 constexpr absl::string_view kMetricsKeys[] = {"listen"};
 
@@ -125,6 +125,8 @@ constexpr IntRule kHttpConnectTimeoutMsRule{.min = 1, .max = 600'000};
 constexpr IntRule kMaxPayloadBytesRule{.min = 0, .max = kGiB, .bytes = true};
 constexpr IntRule kMaxOutputBytesRule{.min = kKiB, .max = kGiB, .bytes = true};
 constexpr IntRule kMaxQueuedBytesRule{.min = kMiB, .max = 1024 * kGiB, .bytes = true};
+constexpr IntRule kMaxParamsRule{.min = 1, .max = 1024};
+constexpr IntRule kMaxParamBytesRule{.min = 1, .max = kMiB, .bytes = true};
 // uid_t/gid_t, without (uid_t)-1, which means "no id".
 constexpr IntRule kIdRule{.min = 0, .max = 4'294'967'294};
 
@@ -602,7 +604,9 @@ absl::Status ReadIo(const TableReader& t, IoConfig* c) {
 absl::Status ReadLimits(const TableReader& t, LimitsConfig* c) {
   CRUNCH_RETURN_IF_ERROR(t.Int("max_payload_bytes", kMaxPayloadBytesRule, &c->max_payload_bytes));
   CRUNCH_RETURN_IF_ERROR(t.Int("max_output_bytes", kMaxOutputBytesRule, &c->max_output_bytes));
-  return t.Int("max_queued_bytes", kMaxQueuedBytesRule, &c->max_queued_bytes);
+  CRUNCH_RETURN_IF_ERROR(t.Int("max_queued_bytes", kMaxQueuedBytesRule, &c->max_queued_bytes));
+  CRUNCH_RETURN_IF_ERROR(t.Int("max_params", kMaxParamsRule, &c->max_params));
+  return t.Int("max_param_bytes", kMaxParamBytesRule, &c->max_param_bytes);
 }
 
 absl::Status ReadLog(const TableReader& t, LogConfig* c) {
@@ -970,6 +974,8 @@ std::string DescribeConfig(const Config& config) {
       "max_payload_bytes = ", limits.max_payload_bytes, "\n",
       "max_output_bytes = ", limits.max_output_bytes, "\n",
       "max_queued_bytes = ", limits.max_queued_bytes, "\n",
+      "max_params = ", limits.max_params, "\n",
+      "max_param_bytes = ", limits.max_param_bytes, "\n",
       "\n[log]\n",
       "level = ", TomlString(log.level), "\n",
       "format = ", TomlString(log.format), "\n",

@@ -146,6 +146,12 @@ struct LimitsConfig {
   // RESOURCE_EXHAUSTED. Bounds the daemon's memory under overload together
   // with the queue capacities. Finalize requires >= max_payload_bytes.
   uint64_t max_queued_bytes = 1ull << 30;
+  // Parameters in one request (1..1024), and the longest name or value of one
+  // (1 B..1 MiB); checked before anything copies or parses them, a request
+  // over either is refused with RESOURCE_EXHAUSTED. The built-in kinds take
+  // at most 3 parameters; 8 KiB fits any path (PATH_MAX) and long URLs.
+  uint32_t max_params = 64;
+  uint64_t max_param_bytes = 8192;
 
   bool operator==(const LimitsConfig&) const = default;
 };

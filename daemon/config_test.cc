@@ -14,6 +14,8 @@
 #include <string>
 #include <string_view>
 
+#include "absl/strings/str_cat.h"
+
 namespace crunch::daemon {
 
 // Failed comparisons print the config as TOML instead of bytes.
@@ -108,6 +110,8 @@ http_connect_timeout_ms = 15
 max_payload_bytes = 0
 max_output_bytes = 1024
 max_queued_bytes = 2097152
+max_params = 3
+max_param_bytes = 100
 
 [log]
 level = "debug"
@@ -155,6 +159,8 @@ Config EveryKeyConfig() {
   c.limits.max_payload_bytes = 0;
   c.limits.max_output_bytes = 1024;
   c.limits.max_queued_bytes = 2ull << 20;
+  c.limits.max_params = 3;
+  c.limits.max_param_bytes = 100;
   c.log.level = "debug";
   c.log.format = "json";
   c.metrics.listen = "127.0.0.1:9464";
@@ -309,6 +315,11 @@ TEST(ParseConfig, RejectsOutOfRangeNamingKeyAndRange) {
   EXPECT_EQ(ParseError("[limits]\nmax_output_bytes = 1023\n").message(),
             "crunchd.toml:2: [limits] max_output_bytes must be an integer in 1024..1073741824 "
             "(1 KiB..1 GiB), got 1023");
+  EXPECT_EQ(ParseError("[limits]\nmax_params = 0\n").message(),
+            "crunchd.toml:2: [limits] max_params must be an integer in 1..1024, got 0");
+  EXPECT_EQ(ParseError("[limits]\nmax_param_bytes = 1048577\n").message(),
+            "crunchd.toml:2: [limits] max_param_bytes must be an integer in 1..1048576 "
+            "(1 bytes..1 MiB), got 1048577");
   EXPECT_EQ(ParseError("[io]\nhttp_max_redirects = 21\n").message(),
             "crunchd.toml:2: [io] http_max_redirects must be an integer in 0..20, got 21");
   EXPECT_EQ(ParseError("[io]\nhttp_connect_timeout_ms = 0\n").message(),
@@ -346,7 +357,8 @@ TEST(ParseConfig, AcceptsTheEndsOfEachRange) {
       "spin_ns = 0\narena_bytes = 1048576\n"
       "[io]\nthreads = 1\nqueue_capacity = 1\ntask_timeout_ms = 1\nhttp_max_redirects = 0\n"
       "http_connect_timeout_ms = 1\n"
-      "[limits]\nmax_payload_bytes = 0\nmax_output_bytes = 1024\nmax_queued_bytes = 1048576\n",
+      "[limits]\nmax_payload_bytes = 0\nmax_output_bytes = 1024\nmax_queued_bytes = 1048576\n"
+      "max_params = 1\nmax_param_bytes = 1\n",
       kOrigin);
   EXPECT_TRUE(low.ok()) << low.status();
   absl::StatusOr<Config> high = ParseConfig(
@@ -356,7 +368,7 @@ TEST(ParseConfig, AcceptsTheEndsOfEachRange) {
       "[io]\nthreads = 1024\nqueue_capacity = 10000000\ntask_timeout_ms = 86400000\n"
       "http_max_redirects = 20\nhttp_connect_timeout_ms = 600000\n"
       "[limits]\nmax_payload_bytes = 1073741824\nmax_output_bytes = 1073741824\n"
-      "max_queued_bytes = 1099511627776\n",
+      "max_queued_bytes = 1099511627776\nmax_params = 1024\nmax_param_bytes = 1048576\n",
       kOrigin);
   ASSERT_TRUE(high.ok()) << high.status();
   EXPECT_EQ(high->cpu.arena_bytes, 64ull << 30);
@@ -524,6 +536,16 @@ TEST(LoadConfigFile, MissingFileNamesThePathAndTheErrno) {
   EXPECT_EQ(status.code(), absl::StatusCode::kNotFound);
   EXPECT_EQ(status.message(),
             "cannot open config file '/nonexistent/crunchd.toml': No such file or directory");
+}
+
+TEST(LoadConfigFile, RejectsAFileLargerThanOneMiB) {
+  const std::string path = ::testing::TempDir() + "config_test_large.toml";
+  std::ofstream(path) << "# " << std::string(1 << 20, 'x') << "\n";
+  absl::Status status = LoadConfigFile(path).status();
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(status.message(),
+            absl::StrCat("config file '", path, "' is larger than 1 MiB; is it the right file?"));
+  std::remove(path.c_str());
 }
 
 TEST(LoadConfigFile, DirectoryIsAnError) {
@@ -783,7 +805,7 @@ TEST(DefaultToml, DocumentsEveryKey) {
   const std::set<std::string> documented =
       QualifiedKeys(Uncommented(ReadFile(CRUNCH_DEFAULT_TOML)));
   const std::set<std::string> known = QualifiedKeys(DescribeConfig(Config{}));
-  EXPECT_EQ(known.size(), 39u);
+  EXPECT_EQ(known.size(), 41u);
   EXPECT_EQ(documented, known);
 }
 

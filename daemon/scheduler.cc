@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "boost/asio/post.hpp"
 #include "daemon/kinds/cpu_kinds.h"
@@ -26,6 +27,29 @@ std::string CodeName(absl::StatusCode code) { return absl::StatusCodeToString(co
 
 std::span<const std::byte> AsBytes(const std::string& s) {
   return std::as_bytes(std::span<const char>(s.data(), s.size()));
+}
+
+// [limits] max_params and max_param_bytes. A name in a message is cut short:
+// it may be the oversized thing itself.
+absl::Status CheckParamSizes(const std::map<std::string, std::string>& params,
+                             const LimitsConfig& limits) {
+  if (params.size() > limits.max_params) {
+    return absl::ResourceExhaustedError(absl::StrCat("the request has ", params.size(),
+                                                     " params; the limit is ", limits.max_params,
+                                                     " ([limits] max_params)"));
+  }
+  constexpr size_t kShownName = 32;
+  for (const auto& [name, value] : params) {
+    const bool name_too_long = name.size() > limits.max_param_bytes;
+    if (!name_too_long && value.size() <= limits.max_param_bytes) continue;
+    const std::string shown = absl::CHexEscape(
+        name.size() > kShownName ? absl::StrCat(name.substr(0, kShownName), "...") : name);
+    return absl::ResourceExhaustedError(
+        absl::StrCat("param '", shown, "' has a ", name_too_long ? "name" : "value", " of ",
+                     name_too_long ? name.size() : value.size(), " bytes; the limit is ",
+                     limits.max_param_bytes, " ([limits] max_param_bytes)"));
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace
@@ -102,6 +126,8 @@ absl::StatusOr<uint64_t> Scheduler::Submit(TaskRequest request, TaskDoneCallback
   if (draining_) {
     return reject(absl::UnavailableError("crunchd is shutting down and accepts no new tasks"));
   }
+  // The parameters' sizes first: nothing below copies or parses them before this.
+  if (absl::Status s = CheckParamSizes(request.params, config_.limits); !s.ok()) return reject(s);
   absl::StatusOr<KindRegistry::Entry> entry = kinds_->Find(request.kind);
   if (!entry.ok()) return reject(entry.status());
   absl::StatusOr<TaskParams> params = ValidateParams(*entry->spec, request.params);

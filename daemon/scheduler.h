@@ -119,7 +119,9 @@ class Scheduler final : private CpuPool::Listener {
 
   // Accepts the task or refuses it at once. On acceptance returns its id and
   // calls `done` exactly once, later, when it ends. With `keep_result` the
-  // result stays available to Wait() for result_ttl_ms.
+  // result stays available to Wait() for result_ttl_ms. The parameters'
+  // count and sizes ([limits] max_params, max_param_bytes) are checked before
+  // anything else looks at them.
   absl::StatusOr<uint64_t> Submit(TaskRequest request, TaskDoneCallback done,
                                   bool keep_result = false);
 

@@ -15,6 +15,7 @@
 #include "absl/strings/str_join.h"
 #include "daemon/log_format.h"
 #include "rpc/default_address.h"
+#include "rpc/internal/call_timeout.h"
 #include "rpc/internal/run_stream_call.h"
 #include "rpc/internal/unary_call.h"
 #include "rpc/proto_conversion.h"
@@ -90,8 +91,7 @@ Handlers MakeHandlers(const GrpcFrontend::Context& ctx) {
     if (deadline != Clock::time_point::max()) {
       const auto left =
           std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
-      const uint32_t call_ms = static_cast<uint32_t>(std::max<int64_t>(1, left.count()));
-      request.call_timeout_ms = call_ms;
+      request.call_timeout_ms = CallTimeoutMs(left);
     }
     absl::StatusOr<uint64_t> id = scheduler->Submit(
         std::move(request), [call](const daemon::TaskResult& r) { AnswerWithResult(call, r); });
