@@ -13,6 +13,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <fstream>
 #include <future>
 #include <random>
@@ -255,6 +256,13 @@ worker_open_files = 64
   ASSERT_EQ(workers.size(), 2u);
   for (pid_t p : workers) {
     const auto pid = static_cast<uint32_t>(p);
+    // A worker attaches first, then sets its limits and filter, and only then
+    // reads its first task: give it that moment (the daemon may already list it).
+    const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (ReadProc(pid, "status").find("\nSeccomp:\t2\n") == std::string::npos &&
+           std::chrono::steady_clock::now() < give_up) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
     EXPECT_EQ(LimitLine(pid, "Max cpu time"), "Max cpu time 600 601 seconds");
     EXPECT_EQ(LimitLine(pid, "Max open files"), "Max open files 64 64 files");
     // 256 MiB on top of what the worker had mapped: its code and the 64 MiB arena.

@@ -214,7 +214,13 @@ check_worker() {
     fail "no crunch_worker child of crunchd's main process found"
     return
   }
-  # Its own seccomp filter, inside the unit's (docs/reliability.md).
+  # Its own seccomp filter, inside the unit's (docs/reliability.md); a worker
+  # installs it a moment after it attaches.
+  local i
+  for i in $(seq 50); do
+    in_ct 10 grep -q "^Seccomp:[[:space:]]*2$" "/proc/$victim/status" && break
+    sleep 0.1
+  done
   in_ct 10 grep -q "^Seccomp:[[:space:]]*2$" "/proc/$victim/status" ||
     fail "worker $victim is not under its seccomp filter: $(in_ct 10 grep Seccomp "/proc/$victim/status")"
   local restarts_before
@@ -244,9 +250,15 @@ check_limits() {
     -e 's/^# worker_address_space_bytes = 0$/worker_address_space_bytes = 536870912/' "$toml"
   in_ct 10 grep -qx 'worker_nice = 5' "$toml" || fail "cannot set [cpu] worker_nice in $toml"
   if in_ct 60 systemctl restart crunchd; then
-    local w stat limits
+    local w stat limits i
     w=$(worker_pids | head -n1)
-    stat=$(in_ct 10 cat "/proc/$w/stat")
+    # A worker attaches, then sets its limits before its first task: the
+    # service may be ready a moment before they show in /proc.
+    for i in $(seq 50); do
+      stat=$(in_ct 10 cat "/proc/$w/stat")
+      [ "$(awk '{print $19}' <<<"$stat")" = 5 ] && break
+      sleep 0.1
+    done
     limits=$(in_ct 10 cat "/proc/$w/limits")
     [ "$(awk '{print $19}' <<<"$stat")" = 5 ] || fail "worker $w has nice $(awk '{print $19}' <<<"$stat"), expected 5"
     grep -Eq '^Max open files +64 +64 ' <<<"$limits" || fail "worker $w limits: $limits"
