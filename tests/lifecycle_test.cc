@@ -23,14 +23,8 @@ namespace {
 using testing::DaemonProcess;
 using ::testing::HasSubstr;
 using testing::RunTask;
+using testing::StartDaemon;
 namespace v1 = crunch::v1;
-
-std::unique_ptr<DaemonProcess> StartDaemon(std::vector<std::string> flags,
-                                           const std::string& toml = "") {
-  absl::StatusOr<std::unique_ptr<DaemonProcess>> d = DaemonProcess::Start(std::move(flags), toml);
-  EXPECT_TRUE(d.ok()) << d.status();
-  return d.ok() ? *std::move(d) : nullptr;
-}
 
 v1::TaskRequest Request(const std::string& kind, const std::map<std::string, std::string>& params,
                         int priority = 0) {
@@ -64,18 +58,6 @@ v1::CancelReply Cancel(v1::Crunch::Stub& stub, uint64_t id) {
   v1::CancelReply reply;
   EXPECT_TRUE(stub.Cancel(&context, ref, &reply).ok());
   return reply;
-}
-
-// Polls Status until `pred` holds (10 s at most).
-template <typename Pred>
-bool WaitForStatus(const DaemonProcess& d, Pred pred) {
-  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  while (std::chrono::steady_clock::now() < give_up) {
-    absl::StatusOr<v1::DaemonStatus> s = d.Status();
-    if (s.ok() && pred(*s)) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  return false;
 }
 
 bool ProcessExists(pid_t pid) { return ::kill(pid, 0) == 0 || errno != ESRCH; }
@@ -215,8 +197,7 @@ TEST(Cancel, QueuedTaskLeavesTheQueue) {
   auto stub = d->NewStub();
   const uint64_t busy = Submit(*stub, Request("spin", {{"ms", "3000"}}));
   const uint64_t queued = Submit(*stub, Request("fib", {{"n", "5"}}));
-  ASSERT_TRUE(
-      WaitForStatus(*d, [](const v1::DaemonStatus& s) { return s.pools(0).queued() == 1; }));
+  ASSERT_TRUE(d->WaitForStatus([](const v1::DaemonStatus& s) { return s.pools(0).queued() == 1; }));
   v1::CancelReply reply = Cancel(*stub, queued);
   EXPECT_TRUE(reply.cancelled());
   EXPECT_EQ(reply.state(), "queued");
@@ -231,14 +212,14 @@ TEST(Cancel, RunningCpuTaskKillsAndReplacesItsWorker) {
   auto stub = d->NewStub();
   const pid_t before = d->WorkerPids().at(0);
   const uint64_t id = Submit(*stub, Request("spin", {{"ms", "30000"}}));
-  ASSERT_TRUE(WaitForStatus(*d, [](const v1::DaemonStatus& s) { return s.pools(0).busy() == 1; }));
+  ASSERT_TRUE(d->WaitForStatus([](const v1::DaemonStatus& s) { return s.pools(0).busy() == 1; }));
   v1::CancelReply reply = Cancel(*stub, id);
   EXPECT_TRUE(reply.cancelled());
   EXPECT_EQ(reply.state(), "running");
   v1::TaskResult r;
   grpc::Status s = Wait(*stub, id, &r);
   EXPECT_EQ(s.error_code(), grpc::StatusCode::CANCELLED) << s.error_message();
-  ASSERT_TRUE(WaitForStatus(*d, [&](const v1::DaemonStatus& st) {
+  ASSERT_TRUE(d->WaitForStatus([&](const v1::DaemonStatus& st) {
     return st.workers(0).state() == "idle" && st.workers(0).pid() != static_cast<uint32_t>(before);
   }));
   EXPECT_FALSE(ProcessExists(before));
@@ -252,11 +233,11 @@ TEST(Cancel, RunningIoTaskEndsAtOnce) {
   ASSERT_TRUE(d);
   auto stub = d->NewStub();
   const uint64_t id = Submit(*stub, Request("sleep", {{"ms", "30000"}}));
-  ASSERT_TRUE(WaitForStatus(*d, [](const v1::DaemonStatus& s) { return s.pools(1).busy() == 1; }));
+  ASSERT_TRUE(d->WaitForStatus([](const v1::DaemonStatus& s) { return s.pools(1).busy() == 1; }));
   EXPECT_EQ(Cancel(*stub, id).state(), "running");
   v1::TaskResult r;
   EXPECT_EQ(Wait(*stub, id, &r).error_code(), grpc::StatusCode::CANCELLED);
-  ASSERT_TRUE(WaitForStatus(*d, [](const v1::DaemonStatus& s) { return s.pools(1).busy() == 0; }));
+  ASSERT_TRUE(d->WaitForStatus([](const v1::DaemonStatus& s) { return s.pools(1).busy() == 0; }));
 }
 
 TEST(Cancel, AbandonedRunCallCancelsItsTask) {
@@ -268,11 +249,11 @@ TEST(Cancel, AbandonedRunCallCancelsItsTask) {
     v1::TaskResult r;
     return stub->Run(&context, Request("spin", {{"ms", "30000"}}), &r);
   });
-  ASSERT_TRUE(WaitForStatus(*d, [](const v1::DaemonStatus& s) { return s.pools(0).busy() == 1; }));
+  ASSERT_TRUE(d->WaitForStatus([](const v1::DaemonStatus& s) { return s.pools(0).busy() == 1; }));
   context.TryCancel();
   EXPECT_EQ(call.get().error_code(), grpc::StatusCode::CANCELLED);
   // The daemon notices and frees the worker instead of spinning for 30 s.
-  EXPECT_TRUE(WaitForStatus(*d, [](const v1::DaemonStatus& s) {
+  EXPECT_TRUE(d->WaitForStatus([](const v1::DaemonStatus& s) {
     return s.pools(0).busy() == 0 && s.counters().cancelled() == 1 &&
            s.workers(0).state() == "idle";
   }));
@@ -289,12 +270,12 @@ TEST(Cancel, AbandonedRunStreamCancelsItsTasks) {
     v1::TaskRequest request = Request(kind, {{"ms", "30000"}});
     ASSERT_TRUE(stream->Write(request));
   }
-  ASSERT_TRUE(WaitForStatus(*d, [](const v1::DaemonStatus& s) {
+  ASSERT_TRUE(d->WaitForStatus([](const v1::DaemonStatus& s) {
     return s.pools(0).busy() == 1 && s.pools(1).busy() == 1 && s.pools(1).queued() == 1;
   }));
   context.TryCancel();
   // The daemon notices and ends all four instead of running them for 30 s each.
-  EXPECT_TRUE(WaitForStatus(*d, [](const v1::DaemonStatus& s) {
+  EXPECT_TRUE(d->WaitForStatus([](const v1::DaemonStatus& s) {
     return s.counters().cancelled() == 4 && s.pools(0).busy() == 0 && s.pools(1).busy() == 0 &&
            s.pools(0).queued() == 0 && s.pools(1).queued() == 0;
   }));
@@ -360,7 +341,7 @@ TEST(Priorities, HigherPriorityIsDispatchedFirst) {
   ASSERT_TRUE(d);
   auto stub = d->NewStub();
   const uint64_t blocker = Submit(*stub, Request("spin", {{"ms", "300"}}));
-  ASSERT_TRUE(WaitForStatus(*d, [](const v1::DaemonStatus& s) { return s.pools(0).busy() == 1; }));
+  ASSERT_TRUE(d->WaitForStatus([](const v1::DaemonStatus& s) { return s.pools(0).busy() == 1; }));
   const uint64_t low = Submit(*stub, Request("spin", {{"ms", "20"}}, /*priority=*/0));
   const uint64_t mid = Submit(*stub, Request("spin", {{"ms", "20"}}, /*priority=*/5));
   const uint64_t high = Submit(*stub, Request("spin", {{"ms", "20"}}, /*priority=*/10));
@@ -395,9 +376,9 @@ TEST(Pipelining, LongTasksAreNotQueuedBehindEachOtherInAWorker) {
   }
   const uint64_t a = Submit(*stub, Request("spin", {{"ms", "2000"}}));
   const uint64_t b = Submit(*stub, Request("spin", {{"ms", "2000"}}));
-  ASSERT_TRUE(WaitForStatus(*d, [](const v1::DaemonStatus& s) { return s.pools(0).busy() == 2; }));
+  ASSERT_TRUE(d->WaitForStatus([](const v1::DaemonStatus& s) { return s.pools(0).busy() == 2; }));
   const uint64_t c = Submit(*stub, Request("spin", {{"ms", "10"}}));
-  EXPECT_TRUE(WaitForStatus(*d, [](const v1::DaemonStatus& s) { return s.pools(0).queued() == 1; }))
+  EXPECT_TRUE(d->WaitForStatus([](const v1::DaemonStatus& s) { return s.pools(0).queued() == 1; }))
       << "the third task went into a busy worker's ring instead of waiting in the queue";
   for (uint64_t id : {a, b, c}) Cancel(*stub, id);
 }
@@ -408,7 +389,7 @@ TEST(Backpressure, FullQueueIsRefusedAtOnce) {
   auto stub = d->NewStub();
   std::vector<uint64_t> ids;
   ids.push_back(Submit(*stub, Request("spin", {{"ms", "5000"}})));
-  ASSERT_TRUE(WaitForStatus(*d, [](const v1::DaemonStatus& s) { return s.pools(0).busy() == 1; }));
+  ASSERT_TRUE(d->WaitForStatus([](const v1::DaemonStatus& s) { return s.pools(0).busy() == 1; }));
   ids.push_back(Submit(*stub, Request("noop", {})));
   ids.push_back(Submit(*stub, Request("noop", {})));
   grpc::ClientContext context;
@@ -456,13 +437,13 @@ TEST(WorkerCrash, KilledWorkerAbortsItsTaskAndIsReplaced) {
     v1::TaskResult r;
     return RunTask(*stub, "spin", {{"ms", "30000"}}, "", &r);
   });
-  ASSERT_TRUE(WaitForStatus(*d, [](const v1::DaemonStatus& s) { return s.pools(0).busy() == 1; }));
+  ASSERT_TRUE(d->WaitForStatus([](const v1::DaemonStatus& s) { return s.pools(0).busy() == 1; }));
   ASSERT_EQ(::kill(victim, SIGKILL), 0);
   grpc::Status s = running.get();
   EXPECT_EQ(s.error_code(), grpc::StatusCode::ABORTED);
   EXPECT_THAT(s.error_message(), HasSubstr("signal 9"));
   EXPECT_THAT(s.error_message(), HasSubstr(std::to_string(victim)));
-  ASSERT_TRUE(WaitForStatus(*d, [&](const v1::DaemonStatus& st) {
+  ASSERT_TRUE(d->WaitForStatus([&](const v1::DaemonStatus& st) {
     return st.workers(0).state() == "idle" && st.workers(0).restarts() == 1 &&
            st.workers(0).pid() != static_cast<uint32_t>(victim);
   }));
@@ -508,11 +489,10 @@ TEST(Drain, SigtermLetsInFlightTasksFinishAndLeavesNothingBehind) {
       return s;
     }));
   }
-  ASSERT_TRUE(WaitForStatus(*d, [](const v1::DaemonStatus& s) {
-    return s.pools(0).busy() == 2 && s.pools(1).busy() == 1;
-  }));
+  ASSERT_TRUE(d->WaitForStatus(
+      [](const v1::DaemonStatus& s) { return s.pools(0).busy() == 2 && s.pools(1).busy() == 1; }));
   d->Signal(SIGTERM);
-  ASSERT_TRUE(WaitForStatus(*d, [](const v1::DaemonStatus& s) { return s.draining(); }));
+  ASSERT_TRUE(d->WaitForStatus([](const v1::DaemonStatus& s) { return s.draining(); }));
   v1::TaskResult r;
   EXPECT_EQ(RunTask(*stub, "noop", {}, "", &r).error_code(), grpc::StatusCode::UNAVAILABLE);
   for (auto& c : calls) {
@@ -534,7 +514,7 @@ TEST(Drain, GracePeriodEndsTasksThatDoNotFinish) {
     v1::TaskResult r;
     return RunTask(*stub, "spin", {{"ms", "30000"}}, "", &r);
   });
-  ASSERT_TRUE(WaitForStatus(*d, [](const v1::DaemonStatus& s) { return s.pools(0).busy() == 1; }));
+  ASSERT_TRUE(d->WaitForStatus([](const v1::DaemonStatus& s) { return s.pools(0).busy() == 1; }));
   const int wstatus = d->Stop();
   EXPECT_TRUE(WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 0) << d->Log();
   grpc::Status s = call.get();

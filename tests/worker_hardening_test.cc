@@ -30,31 +30,13 @@ namespace {
 using testing::DaemonProcess;
 using ::testing::HasSubstr;
 using testing::RunTask;
+using testing::StartDaemon;
 namespace v1 = crunch::v1;
-
-std::unique_ptr<DaemonProcess> StartDaemon(std::vector<std::string> flags,
-                                           const std::string& toml = "") {
-  absl::StatusOr<std::unique_ptr<DaemonProcess>> d = DaemonProcess::Start(std::move(flags), toml);
-  EXPECT_TRUE(d.ok()) << d.status();
-  return d.ok() ? *std::move(d) : nullptr;
-}
-
-// Polls Status until `pred` holds (10 s at most).
-template <typename Pred>
-bool WaitForStatus(const DaemonProcess& d, Pred pred) {
-  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  while (std::chrono::steady_clock::now() < give_up) {
-    absl::StatusOr<v1::DaemonStatus> s = d.Status();
-    if (s.ok() && pred(*s)) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
-  return false;
-}
 
 // The pid of the worker running a task of `kind` (0 if none within 10 s).
 uint32_t BusyWorker(const DaemonProcess& d, const std::string& kind) {
   uint32_t pid = 0;
-  WaitForStatus(d, [&](const v1::DaemonStatus& s) {
+  d.WaitForStatus([&](const v1::DaemonStatus& s) {
     for (const v1::WorkerInfo& w : s.workers()) {
       if (w.state() == "busy" && w.current_kind() == kind) pid = w.pid();
     }

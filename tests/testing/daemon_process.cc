@@ -2,6 +2,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <spawn.h>
@@ -110,6 +111,28 @@ absl::StatusOr<crunch::v1::DaemonStatus> DaemonProcess::Status() const {
       crunch::v1::Crunch::NewStub(channel_)->Status(&context, crunch::v1::StatusRequest(), &status);
   if (!s.ok()) return absl::UnavailableError(s.error_message());
   return status;
+}
+
+bool DaemonProcess::WaitForStatus(absl::FunctionRef<bool(const crunch::v1::DaemonStatus&)> pred,
+                                  std::chrono::milliseconds timeout) const {
+  const auto give_up = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < give_up) {
+    absl::StatusOr<crunch::v1::DaemonStatus> s = Status();
+    if (s.ok() && pred(*s)) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return false;
+}
+
+std::unique_ptr<DaemonProcess> StartDaemon(std::vector<std::string> flags,
+                                           const std::string& config_toml) {
+  absl::StatusOr<std::unique_ptr<DaemonProcess>> d =
+      DaemonProcess::Start(std::move(flags), config_toml);
+  if (!d.ok()) {
+    ADD_FAILURE() << d.status();
+    return nullptr;
+  }
+  return *std::move(d);
 }
 
 std::vector<pid_t> DaemonProcess::WorkerPids() const {

@@ -11,10 +11,12 @@
 #include <grpcpp/grpcpp.h>
 #include <sys/types.h>
 
+#include <chrono>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "absl/functional/function_ref.h"
 #include "absl/status/statusor.h"
 #include "crunch/v1/crunch.grpc.pb.h"
 
@@ -41,6 +43,9 @@ class DaemonProcess {
 
   // Status through a fresh call (5 s deadline).
   absl::StatusOr<crunch::v1::DaemonStatus> Status() const;
+  // Polls Status() until `pred` holds for it; false if it did not within `timeout`.
+  bool WaitForStatus(absl::FunctionRef<bool(const crunch::v1::DaemonStatus&)> pred,
+                     std::chrono::milliseconds timeout = std::chrono::seconds(10)) const;
   // The pids of its crunch_worker children, from /proc.
   std::vector<pid_t> WorkerPids() const;
 
@@ -62,6 +67,11 @@ class DaemonProcess {
   std::string token_;
   std::shared_ptr<grpc::Channel> channel_;
 };
+
+// For a test body: DaemonProcess::Start, or null after a (non-fatal) test
+// failure that says why, so a test goes on with `ASSERT_TRUE(d)`.
+std::unique_ptr<DaemonProcess> StartDaemon(std::vector<std::string> flags,
+                                           const std::string& config_toml = "");
 
 // Runs a task with a 60 s deadline; returns the call's status and fills `result`.
 grpc::Status RunTask(crunch::v1::Crunch::Stub& stub, const std::string& kind,
