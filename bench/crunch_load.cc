@@ -181,6 +181,17 @@ struct UnaryCall {
 };
 const char kRunMethod[] = "/crunch.v1.Crunch/Run";
 
+// Starts a Run call on `cq`; its completion's tag is the returned call.
+UnaryCall* StartRun(grpc::GenericStub& stub, const grpc::ByteBuffer& request,
+                    grpc::CompletionQueue* cq, Clock::time_point start) {
+  UnaryCall* call = new UnaryCall;
+  call->start = start;
+  call->reader = stub.PrepareUnaryCall(&call->context, kRunMethod, request, cq);
+  call->reader->StartCall();
+  call->reader->Finish(&call->reply, &call->status, call);
+  return call;
+}
+
 // Unary: `in_flight` Run calls on one queue, each replaced as it ends.
 void RunUnary(const Options& options, int index, int in_flight, Window& window, std::latch& ready,
               Sample* sample) {
@@ -192,11 +203,7 @@ void RunUnary(const Options& options, int index, int in_flight, Window& window, 
   const grpc::ByteBuffer request = SerializedRequest(options);
   int outstanding = 0;
   auto issue = [&] {
-    UnaryCall* call = new UnaryCall;
-    call->start = Clock::now();
-    call->reader = stub.PrepareUnaryCall(&call->context, kRunMethod, request, &cq);
-    call->reader->StartCall();
-    call->reader->Finish(&call->reply, &call->status, call);
+    StartRun(stub, request, &cq, Clock::now());
     ++outstanding;
   };
   for (int i = 0; i < in_flight; ++i) issue();
@@ -240,11 +247,7 @@ void RunRate(const Options& options, int index, int in_flight, Window& window, s
           if (window.open()) ++sample->held;
           continue;
         }
-        UnaryCall* call = new UnaryCall;
-        call->start = now;
-        call->reader = stub.PrepareUnaryCall(&call->context, kRunMethod, request, &cq);
-        call->reader->StartCall();
-        call->reader->Finish(&call->reply, &call->status, call);
+        StartRun(stub, request, &cq, now);
         ++outstanding;
       }
     } else if (outstanding == 0) {
