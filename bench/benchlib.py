@@ -198,12 +198,16 @@ class Server:
         self.stop()
 
 
-def crunchd(build_dir, tmp, workers, name="crunchd", config=None):
-    """A Server for build_dir/bin/crunchd --workers N on a socket in tmp."""
+def crunchd(build_dir, tmp, workers, name="crunchd", toml=None):
+    """A Server for build_dir/bin/crunchd --workers N on a socket in tmp; `toml`, if
+    given, is written to tmp/NAME.toml and passed with --config."""
     sock = os.path.join(tmp, f"{name}.sock")
     argv = [os.path.join(build_dir, "bin", "crunchd"), "--listen", f"unix:{sock}",
             "--workers", str(workers), "--log-level", "warn"]
-    if config:
+    if toml:
+        config = os.path.join(tmp, f"{name}.toml")
+        with open(config, "w") as f:
+            f.write(toml)
         argv += ["--config", config]
     return Server(name, argv, sock)
 

@@ -94,10 +94,8 @@ def main():
 
     load_before, started = loadavg(), now()
     with tempfile.TemporaryDirectory(prefix="crunch-overload-") as tmp:
-        config = os.path.join(tmp, "crunchd.toml")
-        with open(config, "w") as f:
-            f.write(f"[cpu]\nqueue_capacity = {QUEUE_CAPACITY}\n")
-        with crunchd(args.build_dir, tmp, 2, config=config) as server:
+        with crunchd(args.build_dir, tmp, 2,
+                     toml=f"[cpu]\nqueue_capacity = {QUEUE_CAPACITY}\n") as server:
             load(args, server, ["--in-flight", "8", "--seconds", "1", "--warmup", "0"])
             idle_rss = rss_bytes(server.proc.pid)
             closed = load(args, server, ["--in-flight", "32", "--seconds", str(capacity_seconds),

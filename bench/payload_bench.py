@@ -62,10 +62,8 @@ def main():
     results = {(label, how): [] for label, *_ in SIZES for how in ("run", "local")}
     load_before, started = loadavg(), now()
     with tempfile.TemporaryDirectory(prefix="crunch-payload-") as tmp:
-        config = os.path.join(tmp, "crunchd.toml")
-        with open(config, "w") as f:
-            f.write(f"[limits]\nmax_payload_bytes = {MAX_PAYLOAD}\n")
-        with crunchd(args.build_dir, tmp, 2, config=config) as server:
+        with crunchd(args.build_dir, tmp, 2,
+                     toml=f"[limits]\nmax_payload_bytes = {MAX_PAYLOAD}\n") as server:
             through_run(args, server, 1 << 20, 3)  # Warm-up: workers up, arena pages in.
             for rep in range(args.repetitions):
                 for label, size, full, quick in SIZES:
