@@ -34,7 +34,6 @@
 #define CRUNCH_IPC_SPSC_RING_H_
 
 #include <atomic>
-#include <concepts>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -51,12 +50,17 @@ static_assert(std::atomic_ref<uint32_t>::is_always_lock_free, "slot sequences mu
 // What a ring can carry: plain data whose last member is `uint32_t sequence`,
 // which belongs to the ring (its value in a pushed item is ignored; in a popped
 // item it is the ring's).
+// (A function, not a concept: clang-format 14 takes a header with a concept
+// for Objective-C and refuses to format it.)
 template <typename T>
-concept RingItem = std::is_trivially_copyable_v<T> && std::is_standard_layout_v<T> &&
-                   requires(T t) {
-                     { t.sequence } -> std::same_as<uint32_t&>;
-                   } && offsetof(T, sequence) + sizeof(uint32_t) == sizeof(T) &&
-                   alignof(T) >= alignof(uint32_t);
+constexpr bool IsRingItem() {
+  if constexpr (!std::is_trivially_copyable_v<T> || !std::is_standard_layout_v<T>) {
+    return false;
+  } else {
+    return std::is_same_v<decltype(T::sequence), uint32_t> &&
+           offsetof(T, sequence) + sizeof(uint32_t) == sizeof(T) && alignof(T) >= alignof(uint32_t);
+  }
+}
 
 // The shared state of one ring besides its slots. Lives in the segment.
 struct RingControl {
@@ -82,8 +86,9 @@ inline constexpr uint32_t SequenceOf(uint64_t index) noexcept {
   return static_cast<uint32_t>(index) + 1;
 }
 
-template <RingItem T>
+template <typename T>
 std::atomic_ref<uint32_t> SequenceRef(T& slot) noexcept {
+  static_assert(IsRingItem<T>(), "see IsRingItem");
   return std::atomic_ref<uint32_t>(slot.sequence);
 }
 
@@ -91,7 +96,7 @@ std::atomic_ref<uint32_t> SequenceRef(T& slot) noexcept {
 
 // Empties a ring: clears its control block and every slot's sequence.
 // REQUIRES: no process uses the ring; `slots` has `capacity` elements.
-template <RingItem T>
+template <typename T>
 void ResetRing(RingControl* control, T* slots, uint32_t capacity) noexcept {
   control->head.store(0, std::memory_order_relaxed);
   control->consumer_sleeping.store(0, std::memory_order_relaxed);
@@ -101,8 +106,10 @@ void ResetRing(RingControl* control, T* slots, uint32_t capacity) noexcept {
   std::atomic_thread_fence(std::memory_order_release);
 }
 
-template <RingItem T>
+template <typename T>
 class SpscProducer {
+  static_assert(IsRingItem<T>(), "a ring item is plain data ending in `uint32_t sequence`");
+
  public:
   SpscProducer() = default;
   // REQUIRES: capacity is a power of two below 2^32; `slots` has `capacity`
@@ -162,8 +169,10 @@ class SpscProducer {
   uint64_t cached_head_ = 0;  // Last head seen; refreshed only when the ring looks full.
 };
 
-template <RingItem T>
+template <typename T>
 class SpscConsumer {
+  static_assert(IsRingItem<T>(), "a ring item is plain data ending in `uint32_t sequence`");
+
  public:
   SpscConsumer() = default;
   // REQUIRES: as for SpscProducer.
