@@ -210,8 +210,8 @@ void CpuPool::DrainCompletions(Worker& w) {
     w.consecutive_failures = 0;
     // Kernels report a gRPC code (0..16); anything else is a buggy worker's and
     // must not reach a client as a code outside the protocol.
-    const absl::StatusCode code = c.status <= 16 ? static_cast<absl::StatusCode>(c.status)
-                                                 : absl::StatusCode::kInternal;
+    const absl::StatusCode code =
+        c.status <= 16 ? static_cast<absl::StatusCode>(c.status) : absl::StatusCode::kInternal;
     listener_->OnCpuTaskDone(c.task_id, code, c.output, w.pid);
   });
   if (!n.ok() && w.child) {
