@@ -59,11 +59,11 @@
  * - Result. `run` returns a status code (crunch_status, gRPC's numbering). On
  *   failure, crunch_task_fail() sets the message the caller sees; the output
  *   written so far is discarded. Both reach the caller unchanged.
- * - Stopping. crunch_task_should_stop() turns nonzero once the task's
- *   deadline has passed or it was cancelled. Polling it is a courtesy that
- *   lets a long kernel end cleanly (return CRUNCH_DEADLINE_EXCEEDED or
- *   CRUNCH_CANCELLED): crunchd also kills a worker whose task runs past its
- *   deadline, or that runs a task a caller cancelled.
+ * - Stopping. crunch_task_should_stop() returns 0 while the task may go on,
+ *   then the status to end with: CRUNCH_DEADLINE_EXCEEDED once the deadline
+ *   has passed, CRUNCH_CANCELLED once a caller cancelled it. Polling it is a
+ *   courtesy that lets a long kernel end cleanly: crunchd also kills a worker
+ *   whose task runs past its deadline, or that runs a task a caller cancelled.
  */
 
 #ifndef CRUNCH_PLUGIN_H_
@@ -209,7 +209,8 @@ static inline uint64_t crunch_task_output_remaining(const crunch_task* task) {
   return task->output_remaining(task);
 }
 
-/* Nonzero once the deadline has passed or the task was cancelled. */
+/* 0 while the task may go on; then CRUNCH_DEADLINE_EXCEEDED or
+ * CRUNCH_CANCELLED, the status to end with. */
 static inline int crunch_task_should_stop(const crunch_task* task) {
   return task->should_stop(task);
 }
