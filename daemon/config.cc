@@ -73,15 +73,17 @@ constexpr absl::string_view kLimitsKeys[] = {"max_payload_bytes", "max_output_by
                                              "max_queued_bytes", "max_params", "max_param_bytes"};
 constexpr absl::string_view kLogKeys[] = {"level", "format"};
 constexpr absl::string_view kMetricsKeys[] = {"listen"};
+constexpr absl::string_view kPluginsKeys[] = {"paths"};
 
 struct TableSchema {
   absl::string_view name;
   std::span<const absl::string_view> keys;
 };
 
-constexpr TableSchema kTables[] = {{"server", kServerKeys}, {"cpu", kCpuKeys},
-                                   {"io", kIoKeys},         {"limits", kLimitsKeys},
-                                   {"log", kLogKeys},       {"metrics", kMetricsKeys}};
+constexpr TableSchema kTables[] = {{"server", kServerKeys},  {"cpu", kCpuKeys},
+                                   {"io", kIoKeys},          {"limits", kLimitsKeys},
+                                   {"log", kLogKeys},        {"metrics", kMetricsKeys},
+                                   {"plugins", kPluginsKeys}};
 
 constexpr absl::string_view kLogLevels[] = {"trace", "debug",    "info", "warn",
                                             "error", "critical", "off"};
@@ -618,6 +620,20 @@ absl::Status ReadMetrics(const TableReader& t, MetricsConfig* c) {
   return t.String("listen", CheckMetricsListen, &c->listen);
 }
 
+absl::Status CheckPluginPath(absl::string_view path) {
+  if (path.empty() || path[0] != '/') {
+    return absl::InvalidArgumentError(
+        absl::StrCat("\"", absl::CEscape(path),
+                     "\" is not an absolute path; list plugin files as absolute "
+                     "paths to shared libraries (\"/usr/lib/crunch/plugins/wordfreq.so\")"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ReadPlugins(const TableReader& t, PluginsConfig* c) {
+  return t.StringList("paths", CheckPluginPath, &c->paths);
+}
+
 // Unknown tables, keys outside any table, known tables that are not tables, unknown keys.
 absl::Status CheckStructure(const toml::table& root, absl::string_view origin) {
   std::vector<absl::string_view> table_names;
@@ -818,6 +834,8 @@ absl::StatusOr<Config> ParseConfig(std::string_view toml_text, std::string_view 
   CRUNCH_RETURN_IF_ERROR(ReadLog(TableReader(origin, "log", root["log"].as_table()), &config.log));
   CRUNCH_RETURN_IF_ERROR(
       ReadMetrics(TableReader(origin, "metrics", root["metrics"].as_table()), &config.metrics));
+  CRUNCH_RETURN_IF_ERROR(
+      ReadPlugins(TableReader(origin, "plugins", root["plugins"].as_table()), &config.plugins));
   return config;
 }
 
@@ -932,6 +950,7 @@ std::string DescribeConfig(const Config& config) {
   const LimitsConfig& limits = config.limits;
   const LogConfig& log = config.log;
   const MetricsConfig& metrics = config.metrics;
+  const PluginsConfig& plugins = config.plugins;
   return absl::StrCat(
       // clang-format off
       "[server]\n",
@@ -980,7 +999,9 @@ std::string DescribeConfig(const Config& config) {
       "level = ", TomlString(log.level), "\n",
       "format = ", TomlString(log.format), "\n",
       "\n[metrics]\n",
-      "listen = ", TomlString(metrics.listen), "\n");
+      "listen = ", TomlString(metrics.listen), "\n",
+      "\n[plugins]\n",
+      "paths = ", TomlStringArray(plugins.paths), "\n");
   // clang-format on
 }
 

@@ -171,6 +171,15 @@ struct MetricsConfig {
   bool operator==(const MetricsConfig&) const = default;
 };
 
+struct PluginsConfig {
+  // Shared libraries that add CPU kinds (crunch/plugin.h), as absolute paths.
+  // Workers load them in this order after the built-in kinds; a kind name
+  // defined twice is an error naming both files (daemon/kinds/plugin_loader.h).
+  std::vector<std::string> paths;
+
+  bool operator==(const PluginsConfig&) const = default;
+};
+
 struct Config {
   ServerConfig server;
   CpuConfig cpu;
@@ -178,6 +187,7 @@ struct Config {
   LimitsConfig limits;
   LogConfig log;
   MetricsConfig metrics;
+  PluginsConfig plugins;
 
   bool operator==(const Config&) const = default;
 };

@@ -261,9 +261,9 @@ TEST(ParseConfig, UnknownKeySaysWhichTableItBelongsIn) {
 TEST(ParseConfig, RejectsUnknownTable) {
   absl::Status status = ParseError("[cpu]\nworkers = 1\n[cpus]\nworkers = 2\n");
   EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(
-      status.message(),
-      "crunchd.toml:3: unknown table [cpus]; known tables: server, cpu, io, limits, log, metrics");
+  EXPECT_EQ(status.message(),
+            "crunchd.toml:3: unknown table [cpus]; known tables: server, cpu, io, limits, log, "
+            "metrics, plugins");
 }
 
 TEST(ParseConfig, RejectsKeyOutsideAnyTable) {
@@ -271,7 +271,7 @@ TEST(ParseConfig, RejectsKeyOutsideAnyTable) {
   EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(status.message(),
             "crunchd.toml:1: unknown key 'workers' outside any table ('workers' belongs in [cpu]); "
-            "keys go in one of the tables server, cpu, io, limits, log, metrics");
+            "keys go in one of the tables server, cpu, io, limits, log, metrics, plugins");
 }
 
 TEST(ParseConfig, RejectsATableThatIsNotATable) {
@@ -805,7 +805,7 @@ TEST(DefaultToml, DocumentsEveryKey) {
   const std::set<std::string> documented =
       QualifiedKeys(Uncommented(ReadFile(CRUNCH_DEFAULT_TOML)));
   const std::set<std::string> known = QualifiedKeys(DescribeConfig(Config{}));
-  EXPECT_EQ(known.size(), 41u);
+  EXPECT_EQ(known.size(), 42u);
   EXPECT_EQ(documented, known);
 }
 

@@ -83,16 +83,17 @@ absl::StatusOr<std::unique_ptr<CpuPool>> CpuPool::Create(boost::asio::io_context
     }
   }
   ipc::SegmentOptions segment_options;
-  segment_options.worker_slots = options.workers;
+  segment_options.worker_slots = options.workers + 1;  // One spare, for reloads.
   segment_options.ring_capacity =
       std::max<uint32_t>(ipc::kMinRingCapacity, NextPowerOfTwo(options.in_flight_per_worker));
   segment_options.arena_bytes = options.arena_bytes;
   absl::StatusOr<ipc::Segment> segment = ipc::Segment::Create(segment_options);
   if (!segment.ok()) return segment.status();
   std::unique_ptr<CpuPool> pool(new CpuPool(io, options, listener, *std::move(segment)));
-  for (uint32_t slot = 0; slot < options.workers; ++slot) {
+  for (uint32_t slot = 0; slot < options.workers + 1; ++slot) {
     auto w = std::make_unique<Worker>(io);
     w->slot = slot;
+    if (slot == options.workers) w->state = State::kParked;
     absl::StatusOr<ipc::DaemonChannel> channel =
         ipc::DaemonChannel::Create(&pool->segment_, slot, &pool->arena_);
     if (!channel.ok()) return channel.status();
@@ -111,13 +112,18 @@ CpuPool::CpuPool(boost::asio::io_context& io, const CpuPoolOptions& options, Lis
       options_(options),
       listener_(listener),
       segment_(std::move(segment)),
-      arena_(segment_.layout().arena_bytes) {}
+      arena_(segment_.layout().arena_bytes) {
+  Generation& g = generations_[generation_];
+  g.names = options_.kind_names;
+  for (uint32_t i = 0; i < g.names.size(); ++i) g.from_newest.push_back(i);
+}
 
 CpuPool::~CpuPool() { Stop(); }
 
 absl::Status CpuPool::Start(absl::AnyInvocable<void()> on_ready) {
   on_ready_ = std::move(on_ready);
   for (auto& w : workers_) {
+    if (w->state == State::kParked) continue;
     if (absl::Status s = Spawn(*w); !s.ok()) return s;
     ArmWake(*w);
   }
@@ -130,6 +136,12 @@ absl::Status CpuPool::Spawn(Worker& w) {
   spawn.args = {absl::StrCat("--spin-ns=", options_.spin_ns)};
   for (std::string& flag : WorkerLimitsFlags(options_.limits))
     spawn.args.push_back(std::move(flag));
+  for (const std::string& path : options_.plugin_paths) {
+    spawn.args.push_back(absl::StrCat("--plugin=", path));
+  }
+  if (!options_.kinds_digest.empty()) {
+    spawn.args.push_back(absl::StrCat("--kinds-digest=", options_.kinds_digest));
+  }
   absl::StatusOr<ipc::ChildProcess> child = ipc::SpawnWorker(*w.channel, std::move(spawn));
   if (!child.ok()) return child.status();
   w.child.emplace(*std::move(child));
@@ -139,6 +151,8 @@ absl::Status CpuPool::Spawn(Worker& w) {
   w.rss_checked = w.started;
   w.tasks_this_life = 0;
   w.retiring = false;
+  w.park_on_exit = false;
+  w.generation = generation_;
   int fd = ::fcntl(w.child->exit_fd(), F_DUPFD_CLOEXEC, 0);
   if (fd < 0) return absl::InternalError(absl::StrCat("dup(exit fd): ", std::strerror(errno)));
   w.exit_watch.assign(fd);
@@ -180,6 +194,10 @@ void CpuPool::OnWake(Worker& w) {
     w.timer.cancel();
     capacity = true;
     CheckAllReady();
+    if (w.surge) {
+      w.surge = false;
+      RetireOneStale();
+    }
   }
   const size_t before = w.in_flight.size();
   if (w.state == State::kReady) DrainCompletions(w);
@@ -283,9 +301,11 @@ void CpuPool::OnExit(Worker& w) {
   const bool was_starting = w.state == State::kStarting;
   const bool killed_by_daemon = w.killed_by_daemon || w.recycled;
   const bool recycled = w.recycled && held.empty();
+  const bool park = w.park_on_exit;
   w.killed_by_daemon = false;
   w.recycled = false;
-  w.state = State::kRestarting;
+  w.park_on_exit = false;
+  w.state = park ? State::kParked : State::kRestarting;
   w.pid = 0;
   if (recycled) {
     ++w.recycles;
@@ -300,7 +320,107 @@ void CpuPool::OnExit(Worker& w) {
                  was_starting ? " before attaching" : "", held.size());
   }
   listener_->OnCpuWorkerLost(pid, cause, std::move(held), killed_by_daemon);
+  if (park) {
+    spdlog::info("worker {} (slot {}) retired by the reload; slot {} is the spare now", pid, w.slot,
+                 w.slot);
+    RollOn();
+    return;
+  }
   ScheduleRespawn(w);
+}
+
+void CpuPool::ReloadKinds(std::vector<std::string> plugin_paths, std::string kinds_digest,
+                          std::vector<std::string> kind_names) {
+  options_.plugin_paths = std::move(plugin_paths);
+  options_.kinds_digest = std::move(kinds_digest);
+  options_.kind_names = std::move(kind_names);
+  ++generation_;
+  // Keep the generations some worker still has, translated to the newest numbers.
+  absl::flat_hash_map<uint32_t, Generation> kept;
+  Generation& newest = kept[generation_];
+  newest.names = options_.kind_names;
+  for (const auto& w : workers_) {
+    if (w->state == State::kParked || kept.contains(w->generation)) continue;
+    auto it = generations_.find(w->generation);
+    if (it != generations_.end()) kept[w->generation].names = std::move(it->second.names);
+  }
+  for (auto& [number, g] : kept) {
+    g.from_newest.assign(newest.names.size(), kNoKind);
+    for (uint32_t i = 0; i < newest.names.size(); ++i) {
+      for (uint32_t j = 0; j < g.names.size(); ++j) {
+        if (g.names[j] == newest.names[i]) g.from_newest[i] = j;
+      }
+    }
+  }
+  generations_ = std::move(kept);
+  spdlog::info("reload: replacing the {} worker(s) one at a time for the new kinds",
+               options_.workers);
+  RollOn();
+}
+
+bool CpuPool::reloading() const {
+  for (const auto& w : workers_) {
+    if (IsStale(*w) || w->surge) return true;
+  }
+  return false;
+}
+
+void CpuPool::RollOn() {
+  if (stopped_) return;
+  Worker* spare = nullptr;
+  bool stale = false;
+  for (auto& w : workers_) {
+    if (w->surge || w->park_on_exit) return;  // A step is under way.
+    if (w->state == State::kParked) spare = w.get();
+    stale = stale || IsStale(*w);
+  }
+  if (!stale) {
+    if (generations_.size() > 1) {
+      spdlog::info("reload: every worker serves the new kinds");
+      Generation newest = std::move(generations_[generation_]);
+      generations_.clear();
+      generations_[generation_] = std::move(newest);
+    }
+    return;
+  }
+  if (spare == nullptr) return;
+  spare->surge = true;
+  if (absl::Status s = Spawn(*spare); !s.ok()) {
+    spdlog::error("reload: cannot start a worker on slot {}: {}; retrying", spare->slot,
+                  s.message());
+    spare->state = State::kRestarting;
+    ++spare->consecutive_failures;
+    ScheduleRespawn(*spare);
+    return;
+  }
+  ArmWake(*spare);
+}
+
+void CpuPool::RetireOneStale() {
+  // Prefer a worker that holds nothing: it goes at once.
+  Worker* pick = nullptr;
+  for (auto& w : workers_) {
+    if (!IsStale(*w) || w->park_on_exit) continue;
+    if (pick == nullptr || w->in_flight.size() < pick->in_flight.size()) pick = w.get();
+  }
+  if (pick == nullptr) {
+    RollOn();
+    return;
+  }
+  pick->retiring = true;
+  pick->park_on_exit = true;
+  if (pick->state == State::kReady) {
+    MaybeRecycle(*pick);  // Kills it if it holds nothing.
+  } else if (pick->child) {
+    (void)pick->child->Signal(SIGKILL);  // Starting: it holds nothing.
+    pick->recycled = true;
+  } else {
+    // Waiting to be respawned after a crash: park it now.
+    pick->timer.cancel();
+    pick->state = State::kParked;
+    pick->park_on_exit = false;
+    RollOn();
+  }
 }
 
 void CpuPool::ScheduleRespawn(Worker& w) {
@@ -323,7 +443,7 @@ void CpuPool::ScheduleRespawn(Worker& w) {
 void CpuPool::CheckAllReady() {
   if (!on_ready_) return;
   for (const auto& w : workers_) {
-    if (w->state != State::kReady) return;
+    if (w->state != State::kReady && w->state != State::kParked) return;
   }
   auto ready = std::move(on_ready_);
   on_ready_ = nullptr;
@@ -337,16 +457,29 @@ CpuPool::DispatchResult CpuPool::Dispatch(uint64_t task_id, uint32_t kind_index,
   // The least loaded worker; among equals, the next after the last one used,
   // so tasks arriving one at a time still spread over the pool.
   Worker* best = nullptr;
+  uint32_t best_kind = kNoKind;
   const size_t n = workers_.size();
   for (size_t i = 0; i < n; ++i) {
     Worker* w = workers_[(next_worker_ + i) % n].get();
     if (w->state != State::kReady || w->retiring || w->in_flight.size() >= DepthFor(*w)) continue;
-    if (best == nullptr || w->in_flight.size() < best->in_flight.size()) best = w;
+    // The kind's number for this worker: the same unless a reload is rolling.
+    uint32_t kind = kind_index;
+    if (w->generation != generation_) {
+      auto g = generations_.find(w->generation);
+      kind = g == generations_.end() || kind_index >= g->second.from_newest.size()
+                 ? kNoKind
+                 : g->second.from_newest[kind_index];
+      if (kind == kNoKind) continue;
+    }
+    if (best == nullptr || w->in_flight.size() < best->in_flight.size()) {
+      best = w;
+      best_kind = kind;
+    }
     if (best->in_flight.empty()) break;
   }
   if (best == nullptr) return DispatchResult::kNoWorker;
-  switch (best->channel->SubmitGather(task_id, kind_index, input_parts, output_capacity,
-                                      deadline_ns, /*ring=*/false)) {
+  switch (best->channel->SubmitGather(task_id, best_kind, input_parts, output_capacity, deadline_ns,
+                                      /*ring=*/false)) {
     case ipc::SubmitResult::kOk:
       break;
     case ipc::SubmitResult::kArenaFull:
@@ -360,7 +493,7 @@ CpuPool::DispatchResult CpuPool::Dispatch(uint64_t task_id, uint32_t kind_index,
       return DispatchResult::kNoWorker;
   }
   next_worker_ = (best->slot + 1) % n;
-  best->in_flight.push_back({task_id, kind_index, std::chrono::steady_clock::now()});
+  best->in_flight.push_back({task_id, best_kind, std::chrono::steady_clock::now()});
   best->needs_ring = true;
   slot_of_task_[task_id] = best->slot;
   *worker_pid = best->pid;
@@ -445,6 +578,7 @@ uint32_t CpuPool::busy() const {
 std::vector<WorkerSnapshot> CpuPool::Snapshot() const {
   std::vector<WorkerSnapshot> out;
   for (const auto& w : workers_) {
+    if (w->state == State::kParked) continue;
     WorkerSnapshot s;
     s.slot = w->slot;
     s.pid = w->pid;
@@ -459,13 +593,20 @@ std::vector<WorkerSnapshot> CpuPool::Snapshot() const {
         s.state = "restarting";
         break;
       case State::kStopped:
+      case State::kParked:
         s.state = "stopped";
         break;
     }
     s.tasks_done = w->tasks_done;
     s.restarts = w->restarts;
     s.recycles = w->recycles;
-    if (!w->in_flight.empty()) s.current_kind = w->in_flight.front().kind;
+    if (!w->in_flight.empty()) {
+      auto g = generations_.find(w->generation);
+      const uint32_t kind = w->in_flight.front().kind;
+      if (g != generations_.end() && kind < g->second.names.size()) {
+        s.current_kind = g->second.names[kind];
+      }
+    }
     s.rss_bytes = ReadRss(w->pid);
     out.push_back(std::move(s));
   }

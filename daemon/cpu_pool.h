@@ -33,6 +33,18 @@
 // Limits: every worker is started with the WorkerLimits in the options (passed
 // on its command line); it applies them and its seccomp filter itself.
 //
+// Kinds and reloads: every worker loads the same CPU kinds (the built-ins and
+// the [plugins] files) and numbers them alike; a descriptor carries that
+// number. Reload() brings new kinds (plugins added, removed or rebuilt) by a
+// rolling replacement that never leaves fewer than `workers` processes
+// serving: the segment has one spare slot, normally parked (no process). A
+// reload starts a worker of the new generation there; once it has attached,
+// one worker of an older generation is retired (no new tasks; killed and its
+// slot parked once it holds none), which frees the spare for the next. Until
+// it is retired, an old worker keeps taking tasks of the kinds it has: Dispatch
+// takes kind numbers of the newest generation and translates them for each
+// worker by name.
+//
 // Supervision: a worker that exits for any reason is reaped through its exit fd;
 // completions it published are still delivered, the tasks it held are handed
 // to the Listener (the first was running, the rest had not started), its arena
@@ -77,6 +89,12 @@ struct CpuPoolOptions {
   uint64_t max_tasks_per_worker = 0;  // 0: never recycle for the count.
   uint64_t max_worker_rss_bytes = 0;  // 0: never recycle for memory.
   WorkerLimits limits;                // Applied by each worker to itself.
+  // [plugins] paths, loaded by each worker in this order, and the digest of the
+  // kind catalog they make (daemon/cpu_kind_probe.h), which each worker checks.
+  std::vector<std::string> plugin_paths;
+  std::string kinds_digest;
+  // The CPU kinds' names in the catalog's order (their numbers).
+  std::vector<std::string> kind_names;
 };
 
 struct WorkerSnapshot {
@@ -85,8 +103,8 @@ struct WorkerSnapshot {
   std::string state;  // starting, idle, busy, restarting
   uint64_t tasks_done = 0;
   uint32_t restarts = 0;
-  uint32_t recycles = 0;  // Replaced on purpose (max_tasks_per_worker, max_worker_rss_bytes).
-  uint32_t current_kind = UINT32_MAX;  // CPU kind index of the running task, if busy.
+  uint32_t recycles = 0;     // Replaced on purpose (max_tasks_per_worker, max_worker_rss_bytes).
+  std::string current_kind;  // The running task's kind, if busy.
   uint64_t rss_bytes = 0;
 };
 
@@ -121,7 +139,8 @@ class CpuPool {
   // Starts every worker. `on_ready` runs once, when all of them have attached.
   absl::Status Start(absl::AnyInvocable<void()> on_ready);
 
-  // Hands a task to the least-loaded ready worker. The input is gathered from
+  // Hands a task to the least-loaded ready worker that has the kind (numbered
+  // as in the newest generation's kind_names). The input is gathered from
   // `input_parts` into the arena; `output_capacity` bytes are lent for output.
   DispatchResult Dispatch(uint64_t task_id, uint32_t kind_index,
                           std::span<const std::span<const std::byte>> input_parts,
@@ -144,16 +163,28 @@ class CpuPool {
   std::vector<WorkerSnapshot> Snapshot() const;
   // Changes the recycling limits (a reload); 0 turns one off.
   void SetRecycling(uint64_t max_tasks_per_worker, uint64_t max_worker_rss_bytes);
-  uint32_t size() const { return static_cast<uint32_t>(workers_.size()); }
+  // New kinds (a reload that changed the [plugins]): replaces every worker,
+  // one at a time, by one started with these; see "Kinds and reloads" above.
+  void ReloadKinds(std::vector<std::string> plugin_paths, std::string kinds_digest,
+                   std::vector<std::string> kind_names);
+  // True while workers of an older generation remain.
+  bool reloading() const;
+  uint32_t size() const { return options_.workers; }
   uint32_t busy() const;
   uint64_t arena_bytes_in_use() const { return arena_.bytes_in_use(); }
 
  private:
-  enum class State { kStarting, kReady, kRestarting, kStopped };
+  enum class State { kStarting, kReady, kRestarting, kStopped, kParked };
+  // The kinds one generation of workers serves.
+  struct Generation {
+    std::vector<std::string> names;     // By the generation's own numbers.
+    std::vector<uint32_t> from_newest;  // Newest number -> this one's (kNoKind if absent).
+  };
+  static constexpr uint32_t kNoKind = UINT32_MAX;
   // A task handed to a worker and not completed yet.
   struct HeldTask {
     uint64_t id;
-    uint32_t kind;
+    uint32_t kind;  // In the worker's generation's numbering.
     std::chrono::steady_clock::time_point dispatched;
   };
   struct Worker {
@@ -181,6 +212,9 @@ class CpuPool {
     bool needs_ring = false;
     bool killed_by_daemon = false;  // KillWorkerHolding/KillWorkerPid was called.
     std::chrono::steady_clock::time_point started;
+    uint32_t generation = 0;    // Of the kinds it was started with.
+    bool surge = false;         // Started in the spare slot by a reload, not attached yet.
+    bool park_on_exit = false;  // Retired by a reload: its slot becomes the spare.
   };
 
   CpuPool(boost::asio::io_context& io, const CpuPoolOptions& options, Listener* listener,
@@ -198,6 +232,13 @@ class CpuPool {
   void MaybeRecycle(Worker& w);
   // How many tasks `w` may hold at once, from its service-time estimate.
   uint32_t DepthFor(const Worker& w) const;
+  // The next step of a reload's rolling replacement, if one is due.
+  void RollOn();
+  // Retires one worker of an older generation, now that a new one attached.
+  void RetireOneStale();
+  bool IsStale(const Worker& w) const {
+    return w.state != State::kParked && w.generation != generation_;
+  }
 
   boost::asio::io_context& io_;
   CpuPoolOptions options_;
@@ -206,7 +247,9 @@ class CpuPool {
   ipc::ArenaAllocator arena_;
   std::vector<std::unique_ptr<Worker>> workers_;
   absl::flat_hash_map<uint64_t, uint32_t> slot_of_task_;
-  size_t next_worker_ = 0;  // Where Dispatch starts looking (round-robin among equals).
+  size_t next_worker_ = 0;   // Where Dispatch starts looking (round-robin among equals).
+  uint32_t generation_ = 0;  // The newest.
+  absl::flat_hash_map<uint32_t, Generation> generations_;
   absl::AnyInvocable<void()> on_ready_;
   bool stopped_ = false;
 };

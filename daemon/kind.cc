@@ -3,6 +3,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "absl/numeric/int128.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -41,6 +42,15 @@ absl::Status StringOutput::Append(std::span<const std::byte> bytes) {
   }
   data_.append(reinterpret_cast<const char*>(bytes.data()), bytes.size());
   return absl::OkStatus();
+}
+
+uint64_t OutputCapacity(const KindSpec& spec, uint64_t input_size, const KernelLimits& limits) {
+  const OutputBound& b = spec.output_bound;
+  if (!b.bounded) return limits.max_output_bytes;
+  // 128 bits: input_size * per_input_kib may not fit 64.
+  const absl::uint128 bound =
+      absl::uint128(b.fixed_bytes) + absl::uint128(input_size) * b.per_input_kib / 1024;
+  return bound < limits.max_output_bytes ? absl::Uint128Low64(bound) : limits.max_output_bytes;
 }
 
 namespace {

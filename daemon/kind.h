@@ -130,10 +130,15 @@ using KernelFn =
     std::function<absl::Status(std::span<const std::byte> input, const TaskParams& params,
                                const TaskContext& context, Output& output)>;
 
-// How many output bytes to lend a CPU task before it runs (the worker writes
-// into a fixed extent of the arena). Never more than limits.max_output_bytes.
-using OutputCapacityFn = std::function<uint64_t(
-    std::span<const std::byte> input, const TaskParams& params, const KernelLimits& limits)>;
+// How many output bytes a CPU task can write, at most, declared by its kind
+// (crunch_output_bound in crunch/plugin.h): fixed_bytes + input_size *
+// per_input_kib / 1024. The daemon lends that much of the arena before the task
+// runs (the worker writes into a fixed extent) without running kind code.
+struct OutputBound {
+  bool bounded = false;  // false: up to limits.max_output_bytes.
+  uint64_t fixed_bytes = 0;
+  uint64_t per_input_kib = 0;
+};
 
 struct KindSpec {
   std::string name;
@@ -141,8 +146,14 @@ struct KindSpec {
   std::string description;
   std::vector<ParamSpec> params;
   KernelFn run = nullptr;
-  OutputCapacityFn output_capacity = nullptr;  // CPU kinds only.
+  OutputBound output_bound;  // CPU kinds only.
+  // Where the kind comes from: "built-in", or "plugin NAME VERSION (PATH)".
+  std::string source = "built-in";
 };
+
+// The output bytes to lend a task of `spec` with `input_size` bytes of input:
+// its bound, never more than limits.max_output_bytes.
+uint64_t OutputCapacity(const KindSpec& spec, uint64_t input_size, const KernelLimits& limits);
 
 // Checks `given` against `spec.params`: unknown names, missing required ones,
 // non-integers and out-of-range values are INVALID_ARGUMENT with a message that

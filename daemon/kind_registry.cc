@@ -13,8 +13,11 @@ absl::StatusOr<KindRegistry> KindRegistry::Create(std::vector<KindSpec> cpu_kind
   for (size_t i = 0; i < r.kinds_.size(); ++i) {
     const KindSpec& k = r.kinds_[i];
     const uint32_t cpu_index = i < cpu_count ? static_cast<uint32_t>(i) : UINT32_MAX;
-    if (!r.by_name_.emplace(k.name, Entry{&k, cpu_index}).second) {
-      return absl::InvalidArgumentError(absl::StrCat("kind '", k.name, "' is defined twice"));
+    auto [it, added] = r.by_name_.emplace(k.name, Entry{&k, cpu_index});
+    if (!added) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "kind '", k.name, "' is defined twice: by ", it->second.spec->source, " (",
+          PoolName(it->second.spec->pool), ") and by ", k.source, " (", PoolName(k.pool), ")"));
     }
     absl::StrAppend(&r.known_names_, r.known_names_.empty() ? "" : ", ", k.name);
   }

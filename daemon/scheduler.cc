@@ -5,7 +5,7 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "boost/asio/post.hpp"
-#include "daemon/kinds/cpu_kinds.h"
+#include "daemon/cpu_kind_probe.h"
 #include "daemon/kinds/io_kinds.h"
 #include "daemon/log_format.h"
 #include "daemon/task_codec.h"
@@ -18,6 +18,9 @@ using Clock = std::chrono::steady_clock;
 // Every CPU task is lent at least this much output space, so that an error
 // message always fits.
 constexpr uint64_t kMinOutputCapacity = 1024;
+// How long a worker may take to list the CPU kinds (plugins' init included):
+// as long as CpuPool gives a new worker to attach.
+constexpr std::chrono::seconds kProbeTimeout{10};
 
 uint64_t Micros(Clock::duration d) {
   return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(d).count());
@@ -62,10 +65,18 @@ absl::StatusOr<std::unique_ptr<Scheduler>> Scheduler::Create(boost::asio::io_con
   io_settings.http_max_redirects = config.io.http_max_redirects;
   io_settings.http_connect_timeout_ms = config.io.http_connect_timeout_ms;
   io_settings.limits.max_output_bytes = config.limits.max_output_bytes;
-  absl::StatusOr<KindRegistry> kinds = KindRegistry::Create(CpuKinds(), IoKinds(io_settings));
+  absl::StatusOr<CpuKindCatalog> cpu_kinds =
+      ProbeCpuKinds(config.cpu.worker_path, config.plugins.paths, kProbeTimeout);
+  if (!cpu_kinds.ok()) return cpu_kinds.status();
+  std::vector<std::string> cpu_kind_names;
+  for (const KindSpec& k : cpu_kinds->kinds) cpu_kind_names.push_back(k.name);
+  absl::StatusOr<KindRegistry> kinds =
+      KindRegistry::Create(std::move(cpu_kinds->kinds), IoKinds(io_settings));
   if (!kinds.ok()) return kinds.status();
   std::unique_ptr<Scheduler> s(
-      new Scheduler(io, config, std::make_unique<KindRegistry>(*std::move(kinds))));
+      new Scheduler(io, config, std::make_shared<const KindRegistry>(*std::move(kinds))));
+  s->io_settings_ = io_settings;
+  s->plugin_fingerprint_ = PluginFilesFingerprint(config.plugins.paths);
   CpuPoolOptions cpu;
   cpu.worker_path = config.cpu.worker_path;
   cpu.workers = config.cpu.workers;
@@ -79,6 +90,9 @@ absl::StatusOr<std::unique_ptr<Scheduler>> Scheduler::Create(boost::asio::io_con
   cpu.limits.nice = config.cpu.worker_nice;
   cpu.limits.open_files = config.cpu.worker_open_files;
   cpu.limits.seccomp = config.cpu.seccomp;
+  cpu.plugin_paths = config.plugins.paths;
+  cpu.kinds_digest = cpu_kinds->digest;
+  cpu.kind_names = std::move(cpu_kind_names);
   absl::StatusOr<std::unique_ptr<CpuPool>> pool = CpuPool::Create(io, cpu, s.get());
   if (!pool.ok()) return pool.status();
   s->cpu_ = *std::move(pool);
@@ -92,7 +106,7 @@ absl::StatusOr<std::unique_ptr<Scheduler>> Scheduler::Create(boost::asio::io_con
 }
 
 Scheduler::Scheduler(boost::asio::io_context& io, const Config& config,
-                     std::unique_ptr<KindRegistry> kinds)
+                     std::shared_ptr<const KindRegistry> kinds)
     : io_(io),
       config_(config),
       kinds_(std::move(kinds)),
@@ -171,6 +185,7 @@ absl::StatusOr<uint64_t> Scheduler::Submit(TaskRequest request, TaskDoneCallback
   if (request.call_timeout_ms != 0) timeout_ms = std::min(timeout_ms, request.call_timeout_ms);
   task->spec = entry->spec;
   task->cpu_index = entry->cpu_index;
+  task->kinds = kinds_;
   task->params = *std::move(params);
   task->accepted = Clock::now();
   task->deadline = task->accepted + std::chrono::milliseconds(timeout_ms);
@@ -212,7 +227,7 @@ void Scheduler::PumpCpu() {
     const std::string header = EncodeParamsHeader(task->params);
     const std::span<const std::byte> parts[] = {AsBytes(header), AsBytes(task->request.payload)};
     const uint64_t capacity =
-        std::max(kMinOutputCapacity, task->spec->output_capacity(parts[1], task->params, limits));
+        std::max(kMinOutputCapacity, OutputCapacity(*task->spec, parts[1].size(), limits));
     uint32_t pid = 0;
     const auto deadline_ns = static_cast<uint64_t>(
         std::chrono::duration_cast<std::chrono::nanoseconds>(task->deadline.time_since_epoch())
@@ -259,7 +274,7 @@ void Scheduler::OnCpuTaskDone(uint64_t task_id, absl::StatusCode code,
   task->worker_pid = worker_pid;
   std::string bytes(reinterpret_cast<const char*>(output.data()), output.size());
   if (code == absl::StatusCode::kOk) {
-    kind_health_[task->cpu_index].consecutive_crashes = 0;
+    if (HasCurrentKind(*task)) kind_health_[task->cpu_index].consecutive_crashes = 0;
     Finish(task, code, "", std::move(bytes));
   } else if (code == absl::StatusCode::kDeadlineExceeded) {
     Finish(task, code, KernelTimedOut(*task, bytes), "");
@@ -282,10 +297,11 @@ void Scheduler::OnCpuWorkerLost(uint32_t worker_pid, const std::string& cause,
     if (i == 0 && !killed_by_daemon) {
       const KindSpec* spec = task->spec;
       const uint32_t cpu_index = task->cpu_index;
+      const bool current = HasCurrentKind(*task);
       Finish(task, absl::StatusCode::kAborted,
              absl::StrCat("worker process ", worker_pid, " ", cause, " while running this task"),
              "");
-      if (CountCrash(*spec, cpu_index)) {
+      if (current && CountCrash(*spec, cpu_index)) {
         quarantined = spec;
         quarantined_index = cpu_index;
       }
@@ -608,7 +624,77 @@ void Scheduler::CheckDrained() {
   drained();
 }
 
+bool Scheduler::ReloadKinds(const Config& config) {
+  const std::string fingerprint = PluginFilesFingerprint(config.plugins.paths);
+  if (config.plugins.paths == config_.plugins.paths && fingerprint == plugin_fingerprint_) {
+    return true;  // Nothing to do.
+  }
+  absl::StatusOr<CpuKindCatalog> catalog =
+      ProbeCpuKinds(config.cpu.worker_path, config.plugins.paths, kProbeTimeout);
+  absl::StatusOr<KindRegistry> registry =
+      catalog.ok() ? KindRegistry::Create(catalog->kinds, IoKinds(io_settings_))
+                   : absl::StatusOr<KindRegistry>(catalog.status());
+  if (!registry.ok()) {
+    spdlog::error("SIGHUP: keeping the running kinds and workers: {}", registry.status().message());
+    return false;
+  }
+  auto next = std::make_shared<const KindRegistry>(*std::move(registry));
+
+  // Quarantines and crash counts follow their kind by name.
+  std::vector<KindHealth> health;
+  std::vector<std::string> names;
+  for (const KindSpec& k : next->kinds()) {
+    if (k.pool != Pool::kCpu) continue;
+    names.push_back(k.name);
+    absl::StatusOr<KindRegistry::Entry> old = kinds_->Find(k.name);
+    health.push_back(old.ok() && old->spec->pool == Pool::kCpu ? kind_health_[old->cpu_index]
+                                                               : KindHealth{});
+  }
+  // Live tasks move to the new kinds by name; queued ones are validated again.
+  std::vector<std::pair<uint64_t, absl::Status>> to_fail;
+  for (auto& [id, task] : live_) {
+    absl::StatusOr<KindRegistry::Entry> entry = next->Find(task->spec->name);
+    if (!entry.ok() || entry->spec->pool != task->spec->pool) {
+      if (task->state == State::kQueued) {
+        to_fail.emplace_back(id, absl::FailedPreconditionError(absl::StrCat(
+                                     "kind '", task->spec->name,
+                                     "' was removed by a reload ([plugins] paths) before this "
+                                     "task started")));
+      }
+      continue;  // A running one ends on its worker, under its old kind.
+    }
+    if (task->state == State::kQueued) {
+      absl::StatusOr<TaskParams> params = ValidateParams(*entry->spec, task->request.params);
+      if (!params.ok()) {
+        to_fail.emplace_back(
+            id, absl::InvalidArgumentError(absl::StrCat(
+                    "kind '", task->spec->name, "' changed in a reload before this task started: ",
+                    params.status().message())));
+        continue;
+      }
+      task->params = *std::move(params);
+    }
+    task->spec = entry->spec;
+    task->cpu_index = entry->cpu_index;
+    task->kinds = next;
+  }
+  const size_t before = kinds_->kinds().size();
+  kinds_ = next;
+  kind_health_ = std::move(health);
+  plugin_fingerprint_ = fingerprint;
+  for (auto& [id, status] : to_fail) {
+    Finish(live_.at(id).get(), status.code(), std::string(status.message()), "");
+  }
+  spdlog::info("SIGHUP: {} kinds now ({} before), {} CPU kinds from {} plugin file(s)",
+               kinds_->kinds().size(), before, names.size(), config.plugins.paths.size());
+  cpu_->ReloadKinds(config.plugins.paths, catalog->digest, std::move(names));
+  SchedulePump();
+  return true;
+}
+
 void Scheduler::Reload(const Config& config) {
+  Config applied = config;
+  if (!ReloadKinds(config)) applied.plugins = config_.plugins;
   cpu_queue_.set_capacity(config.cpu.queue_capacity);
   io_queue_.set_capacity(config.io.queue_capacity);
   io_pool_->set_max_output_bytes(config.limits.max_output_bytes);
@@ -647,7 +733,7 @@ void Scheduler::Reload(const Config& config) {
                      next.tls_client_ca_file != now.tls_client_ca_file);
   restart_needed("[server] token_file", next.token_file != now.token_file);
   restart_needed("[metrics] listen", config.metrics.listen != config_.metrics.listen);
-  config_ = config;
+  config_ = std::move(applied);
 }
 
 SchedulerSnapshot Scheduler::Snapshot() const {

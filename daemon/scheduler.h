@@ -63,6 +63,7 @@
 #include "daemon/cpu_pool.h"
 #include "daemon/io_pool.h"
 #include "daemon/kind_registry.h"
+#include "daemon/kinds/io_kinds.h"
 #include "daemon/latency_window.h"
 #include "daemon/metrics.h"
 #include "daemon/task.h"
@@ -141,7 +142,14 @@ class Scheduler final : private CpuPool::Listener {
   void Drain(std::chrono::milliseconds grace, absl::AnyInvocable<void()> drained);
 
   // Applies what can change without a restart (queue capacities, timeouts,
-  // limits, I/O settings, log level); the rest is logged as needing one.
+  // limits, I/O settings, log level, the [plugins]); the rest is logged as
+  // needing one. New plugins (added, removed, or a file rebuilt) are read
+  // through a worker (daemon/cpu_kind_probe.h); if that fails, the running
+  // kinds and workers stay and the error is logged. Otherwise calls are
+  // validated against the new kinds at once, queued tasks move to them by
+  // name (a queued task whose kind is gone ends FAILED_PRECONDITION), and the
+  // workers are replaced one at a time (CpuPool::ReloadKinds); running tasks
+  // finish on the workers they are on.
   void Reload(const Config& config);
 
   SchedulerSnapshot Snapshot() const;
@@ -157,6 +165,7 @@ class Scheduler final : private CpuPool::Listener {
     TaskRequest request;
     const KindSpec* spec = nullptr;
     uint32_t cpu_index = 0;
+    std::shared_ptr<const KindRegistry> kinds;  // Where `spec` lives (a reload may retire it).
     TaskParams params;
     State state = State::kQueued;
     std::chrono::steady_clock::time_point accepted, dispatched, deadline;
@@ -180,7 +189,8 @@ class Scheduler final : private CpuPool::Listener {
     std::chrono::steady_clock::time_point expires;
   };
 
-  Scheduler(boost::asio::io_context& io, const Config& config, std::unique_ptr<KindRegistry> kinds);
+  Scheduler(boost::asio::io_context& io, const Config& config,
+            std::shared_ptr<const KindRegistry> kinds);
 
   // CpuPool::Listener
   void OnCpuTaskDone(uint64_t task_id, absl::StatusCode code, std::span<const std::byte> output,
@@ -198,6 +208,10 @@ class Scheduler final : private CpuPool::Listener {
   bool CountCrash(const KindSpec& spec, uint32_t cpu_index);
   // Ends every queued task of a quarantined kind.
   void FailQueuedOfKind(const KindSpec& spec, uint32_t cpu_index);
+  // The [plugins] part of Reload; false if the running kinds stay.
+  bool ReloadKinds(const Config& config);
+  // Whether the task's kind is one of the current registry's (not retired by a reload).
+  bool HasCurrentKind(const Task& task) const { return task.kinds == kinds_; }
 
   void SchedulePump();
   void Pump();
@@ -217,7 +231,9 @@ class Scheduler final : private CpuPool::Listener {
 
   boost::asio::io_context& io_;
   Config config_;
-  std::unique_ptr<KindRegistry> kinds_;
+  std::shared_ptr<const KindRegistry> kinds_;
+  IoSettings io_settings_;          // What the I/O kinds were made with (kept across reloads).
+  std::string plugin_fingerprint_;  // The [plugins] files as last read (PluginFilesFingerprint).
   std::unique_ptr<CpuPool> cpu_;
   std::unique_ptr<IoPool> io_pool_;
   TaskQueue cpu_queue_;

@@ -57,8 +57,9 @@ class SystemdNotifierTest : public ::testing::Test {
     config_.cpu.arena_bytes = 4 << 20;
     config_.io.threads = 1;
     config_.io.data_dir = std::filesystem::temp_directory_path().string();
-    // Never started (no Start()), so no worker runs; Create() only checks the path.
-    config_.cpu.worker_path = "/bin/true";
+    // Never started (no Start()), so no worker serves; Create() runs the
+    // worker once to list its kinds.
+    config_.cpu.worker_path = CRUNCH_WORKER_PATH;
     absl::StatusOr<std::unique_ptr<Scheduler>> s = Scheduler::Create(io_, config_);
     ASSERT_TRUE(s.ok()) << s.status();
     scheduler_ = *std::move(s);

@@ -2,11 +2,15 @@
 // and talks to each through its slot of the shared segment; nobody else should
 // start one by hand.
 //
-//   crunch_worker [--spin-ns=N] [--address-space-bytes=N] [--cpu-seconds=N]
-//                 [--nice=N] [--open-files=N] [--no-seccomp]
+//   crunch_worker [--plugin=PATH]... [--kinds-digest=HEX] [--spin-ns=N]
+//                 [--address-space-bytes=N] [--cpu-seconds=N] [--nice=N]
+//                 [--open-files=N] [--no-seccomp]
+//   crunch_worker --describe [--plugin=PATH]...
 //
-// Life: attach (the segment and eventfds arrive as inherited fds described by
-// $CRUNCH_IPC), confine itself (resource limits, nice, then the seccomp
+// Life: load the CPU kinds (the built-ins, then each --plugin, see
+// daemon/kinds/plugin_loader.h) and check they are the ones the daemon read
+// (--kinds-digest), attach (the segment and eventfds arrive as inherited fds
+// described by $CRUNCH_IPC), confine itself (resource limits, nice, then the seccomp
 // filter: daemon/worker_limits.h,
 // daemon/worker_seccomp.h), then loop forever: receive a descriptor, decode the parameters
 // in front of the payload, run the kernel with its output going straight into
@@ -17,19 +21,29 @@
 // exits when the daemon dies (parent-death signal) or when the daemon kills it
 // (timeout, cancel, shutdown); it keeps no state a restart would lose.
 //
-// Exit status: 0 never (it is killed), 2 bad usage, 70 corrupt ring, 78 cannot
-// attach or confine itself.
+// --describe loads the kinds the same way, writes their catalog to stdout
+// (daemon/kinds/kind_catalog.h) and exits 0: that is how the daemon learns the
+// kinds without running plugin code itself.
+//
+// Exit status: 0 never when serving (it is killed), 2 bad usage, 70 corrupt
+// ring, 78 cannot load the kinds, attach or confine itself.
+
+#include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <new>
+#include <string>
 #include <string_view>
+#include <vector>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "daemon/kinds/cpu_kinds.h"
+#include "daemon/kinds/kind_catalog.h"
+#include "daemon/kinds/plugin_loader.h"
 #include "daemon/task_codec.h"
 #include "daemon/worker_limits.h"
 #include "daemon/worker_seccomp.h"
@@ -42,7 +56,31 @@ namespace {
 struct WorkerOptions {
   uint64_t spin_ns = 50'000;  // How long to spin for the next request before sleeping.
   WorkerLimits limits;
+  std::vector<std::string> plugins;
+  std::string kinds_digest;  // Empty: not checked.
+  bool describe = false;
 };
+
+int Describe(const WorkerOptions& options) {
+  // A plugin's init may hang: do not outlive the daemon waiting for it.
+  if (absl::Status s = ipc::ExitWhenParentDies(getppid()); !s.ok()) {
+    std::fprintf(stderr, "crunch_worker: %s\n", std::string(s.message()).c_str());
+    return 78;
+  }
+  absl::StatusOr<std::vector<KindSpec>> kinds = LoadCpuKinds(options.plugins);
+  if (!kinds.ok()) {
+    std::fprintf(stderr, "crunch_worker: %s\n", std::string(kinds.status().message()).c_str());
+    return 78;
+  }
+  const std::string catalog = EncodeKindCatalog(*kinds);
+  if (std::fwrite(catalog.data(), 1, catalog.size(), stdout) != catalog.size() ||
+      std::fflush(stdout) != 0) {
+    std::fprintf(stderr, "crunch_worker: cannot write the kind catalog: %s\n",
+                 std::strerror(errno));
+    return 78;
+  }
+  return 0;
+}
 
 std::chrono::steady_clock::time_point DeadlineFrom(uint64_t deadline_ns) {
   if (deadline_ns == 0) return std::chrono::steady_clock::time_point::max();
@@ -69,13 +107,27 @@ int Serve(const WorkerOptions& options) {
     std::fprintf(stderr, "crunch_worker: %s\n", std::string(s.message()).c_str());
     return 78;
   }
+  // Before attaching: a worker that cannot serve the daemon's kinds never
+  // looks ready. Plugins' init runs here, before the limits and the filter.
+  absl::StatusOr<std::vector<KindSpec>> loaded = LoadCpuKinds(options.plugins);
+  if (!loaded.ok()) {
+    std::fprintf(stderr, "crunch_worker: %s\n", std::string(loaded.status().message()).c_str());
+    return 78;
+  }
+  const std::vector<KindSpec> kinds = *std::move(loaded);
+  if (!options.kinds_digest.empty() &&
+      KindCatalogDigest(EncodeKindCatalog(kinds)) != options.kinds_digest) {
+    std::fprintf(stderr,
+                 "crunch_worker: the CPU kinds differ from those crunchd read at its start or "
+                 "last reload (a [plugins] file changed since); reload crunchd (SIGHUP, "
+                 "systemctl reload crunchd) to use the new ones\n");
+    return 78;
+  }
   absl::StatusOr<ipc::WorkerChannel> channel = ipc::WorkerChannel::Attach(*handoff);
   if (!channel.ok()) {
     std::fprintf(stderr, "crunch_worker: %s\n", std::string(channel.status().message()).c_str());
     return 78;
   }
-  const std::vector<KindSpec> kinds = CpuKinds();
-  PrepareCpuKinds();
   if (absl::Status s = ApplyWorkerLimits(options.limits); !s.ok()) {
     std::fprintf(stderr, "crunch_worker: cannot apply the [cpu] worker_* limits: %s\n",
                  std::string(s.message()).c_str());
@@ -135,6 +187,12 @@ bool ParseFlag(std::string_view arg, std::string_view name, uint64_t* out) {
   return absl::SimpleAtoi(absl::string_view(value.data(), value.size()), out);
 }
 
+bool ParseFlag(std::string_view arg, std::string_view name, std::string* out) {
+  if (arg.substr(0, name.size()) != name || arg.size() == name.size()) return false;
+  *out = std::string(arg.substr(name.size()));
+  return true;
+}
+
 }  // namespace
 }  // namespace crunch::daemon
 
@@ -148,14 +206,24 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "crunch_worker: %s\n", error.c_str());
       return 2;
     }
-    if (!crunch::daemon::ParseFlag(arg, "--spin-ns=", &options.spin_ns)) {
+    std::string plugin;
+    if (crunch::daemon::ParseFlag(arg, "--plugin=", &plugin)) {
+      options.plugins.push_back(std::move(plugin));
+      continue;
+    }
+    if (arg == "--describe") {
+      options.describe = true;
+      continue;
+    }
+    if (!crunch::daemon::ParseFlag(arg, "--spin-ns=", &options.spin_ns) &&
+        !crunch::daemon::ParseFlag(arg, "--kinds-digest=", &options.kinds_digest)) {
       std::fprintf(stderr,
-                   "crunch_worker: bad argument '%s'; allowed: --spin-ns=N "
-                   "--address-space-bytes=N --cpu-seconds=N --nice=N --open-files=N "
-                   "--no-seccomp\n",
+                   "crunch_worker: bad argument '%s'; allowed: --plugin=PATH --kinds-digest=HEX "
+                   "--describe --spin-ns=N --address-space-bytes=N --cpu-seconds=N --nice=N "
+                   "--open-files=N --no-seccomp\n",
                    argv[i]);
       return 2;
     }
   }
-  return crunch::daemon::Serve(options);
+  return options.describe ? crunch::daemon::Describe(options) : crunch::daemon::Serve(options);
 }

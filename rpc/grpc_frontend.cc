@@ -138,7 +138,7 @@ Handlers MakeHandlers(const GrpcFrontend::Context& ctx) {
   };
   h.status = [scheduler, started = ctx.started](StatusCall* call) {
     v1::DaemonStatus reply;
-    ToProto(scheduler->Snapshot(), started, scheduler->kinds(), &reply);
+    ToProto(scheduler->Snapshot(), started, &reply);
     call->Reply(reply);
   };
   const internal::CallAuthorizer* a = ctx.authorizer;

@@ -42,6 +42,7 @@ void ToProto(const daemon::KindRegistry& kinds, crunch::v1::ListKindsReply* out)
     info->set_name(k.name);
     info->set_pool(daemon::PoolName(k.pool));
     info->set_description(k.description);
+    info->set_source(k.source);
     for (const daemon::ParamSpec& p : k.params) {
       crunch::v1::ParamInfo* param = info->add_params();
       param->set_name(p.name);
@@ -56,13 +57,12 @@ void ToProto(const daemon::KindRegistry& kinds, crunch::v1::ListKindsReply* out)
 }
 
 void ToProto(const daemon::SchedulerSnapshot& s, std::chrono::steady_clock::time_point started,
-             const daemon::KindRegistry& kinds, crunch::v1::DaemonStatus* out) {
+             crunch::v1::DaemonStatus* out) {
   out->set_version(crunch::kVersion);
   out->set_pid(static_cast<uint32_t>(::getpid()));
   out->set_uptime_ms(static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
                                                std::chrono::steady_clock::now() - started)
                                                .count()));
-  const size_t kind_count = kinds.kinds().size();
   for (const daemon::WorkerSnapshot& w : s.workers) {
     crunch::v1::WorkerInfo* info = out->add_workers();
     info->set_slot(w.slot);
@@ -70,7 +70,7 @@ void ToProto(const daemon::SchedulerSnapshot& s, std::chrono::steady_clock::time
     info->set_state(w.state);
     info->set_tasks_done(w.tasks_done);
     info->set_restarts(w.restarts);
-    if (w.current_kind < kind_count) info->set_current_kind(kinds.kinds()[w.current_kind].name);
+    info->set_current_kind(w.current_kind);
     info->set_rss_bytes(w.rss_bytes);
   }
   for (const daemon::PoolSnapshot& p : s.pools) {

@@ -17,8 +17,7 @@ void ToProto(const daemon::TaskResult& result, crunch::v1::TaskResult* out);
 void RejectedToProto(uint64_t tag, const absl::Status& status, crunch::v1::TaskResult* out);
 void ToProto(const daemon::KindRegistry& kinds, crunch::v1::ListKindsReply* out);
 void ToProto(const daemon::SchedulerSnapshot& snapshot,
-             std::chrono::steady_clock::time_point started, const daemon::KindRegistry& kinds,
-             crunch::v1::DaemonStatus* out);
+             std::chrono::steady_clock::time_point started, crunch::v1::DaemonStatus* out);
 
 }  // namespace crunch::rpc
 

@@ -151,6 +151,9 @@ std::string FormatKinds(const crunch::v1::ListKindsReply& kinds) {
     const crunch::v1::KindInfo& k = kinds.kinds(i);
     out += fmt::format("{:<{}}  {:<{}}  {}\n", k.name(), name_width, k.pool(), pool_width,
                        k.description());
+    if (!k.source().empty() && k.source() != "built-in") {
+      out += indent + "from " + k.source() + "\n";
+    }
     if (param_count[static_cast<size_t>(i)] > 0 && !header_shown) {
       out += indent + lines[0] + "\n";
       header_shown = true;

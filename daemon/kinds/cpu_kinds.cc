@@ -1,17 +1,19 @@
-// The built-in CPU kinds.
+// The built-in CPU kinds, written against the plugin ABI (crunch/plugin.h)
+// like any plugin's: a table of crunch_kind whose run functions take a
+// crunch_task. KindsFromPlugin (plugin_kinds.h) turns the table into
+// KindSpecs, so a worker runs a built-in kernel exactly as it runs a plugin's.
 //
 // A kernel here runs in a worker process and writes into an output extent of
-// the shared arena whose size its output_capacity function chose before the
-// task started; SpanOutput::Append refuses to pass the end of it. So every
-// capacity function computes its bound from the input and parameters alone
-// (the digest length, a frame's declared content size, compressBound) and
-// every kernel streams: zstd compresses and decompresses through a fixed chunk
-// buffer and Appends chunk by chunk, so a decompression bomb costs one chunk of
-// memory and ends with RESOURCE_EXHAUSTED at the output limit, and no kernel
-// buffers a result that grows with its input.
+// the shared arena whose size the daemon chose from the kind's declared output
+// bound before the task started; a write past it fails. So every bound follows
+// from the input size alone (the digest length, zstd's compressBound; zstd.decompress
+// has none and gets max_output_bytes) and every kernel streams: zstd compresses and decompresses
+// through a fixed chunk buffer and Appends chunk by chunk, so a decompression bomb costs one chunk
+// of memory and ends with RESOURCE_EXHAUSTED at the output limit, and no kernel buffers a result
+// that grows with its input.
 //
 // The scheduler kills a worker whose task runs past its deadline, so polling
-// TaskContext::ShouldStop() only lets a kernel end early and cleanly. Kernels
+// crunch_task_should_stop() only lets a kernel end early and cleanly. Kernels
 // that can run long poll at a cost small next to their work: spin about once a
 // millisecond, primes once per L1-sized segment, zstd and sha256 once per chunk,
 // fib at each call high enough in the recursion tree that the plain recursion
@@ -19,6 +21,7 @@
 
 #include "daemon/kinds/cpu_kinds.h"
 
+#include <crunch/plugin.h>
 #include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
@@ -30,6 +33,8 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
+#include <iterator>
 #include <memory>
 #include <optional>
 #include <span>
@@ -40,57 +45,80 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
+#include "crunch/version.h"
+#include "daemon/kinds/plugin_kinds.h"
 
 namespace crunch::daemon {
 namespace {
 
 using Bytes = std::span<const std::byte>;
 
-uint64_t CapToLimit(uint64_t bytes, const KernelLimits& limits) {
-  return std::min(bytes, limits.max_output_bytes);
+// --- kernels as crunch_task functions ----------------------------------------
+//
+// Each kernel body reads its crunch_task and returns an absl::Status; Kernel<>
+// turns that into the ABI's status code and message. A failed write returns
+// its code with no message of its own, so the host's message (naming the
+// limit) is the one the caller sees.
+
+using KernelBody = absl::Status (*)(crunch_task* task);
+
+template <KernelBody body>
+int Kernel(crunch_task* task) {
+  const absl::Status status = body(task);
+  if (!status.message().empty()) {
+    task->set_message(task, status.message().data(), status.message().size());
+  }
+  return static_cast<int>(status.code());
 }
 
-// Why a kernel that saw ShouldStop() stops. The flag wins over the deadline:
-// once set it stays set, and the caller who set it asked for CANCELLED.
-absl::Status StopStatus(absl::string_view kind, const TaskContext& context) {
-  if (context.cancelled != nullptr && context.cancelled->load(std::memory_order_relaxed)) {
-    return absl::CancelledError(absl::StrCat(kind, " was cancelled before it finished"));
+Bytes Input(const crunch_task* task) {
+  return Bytes(reinterpret_cast<const std::byte*>(task->input), task->input_size);
+}
+
+absl::Status Append(crunch_task* task, Bytes bytes) {
+  const int code = crunch_task_write(task, bytes.data(), bytes.size());
+  return code == CRUNCH_OK ? absl::OkStatus()
+                           : absl::Status(static_cast<absl::StatusCode>(code), "");
+}
+
+absl::Status Append(crunch_task* task, absl::string_view text) {
+  return Append(task, std::as_bytes(std::span<const char>(text.data(), text.size())));
+}
+
+// nullopt while the task may go on; else the status to end it with.
+std::optional<absl::Status> Stopped(const crunch_task* task, absl::string_view kind) {
+  switch (crunch_task_should_stop(task)) {
+    case CRUNCH_OK:
+      return std::nullopt;
+    case CRUNCH_CANCELLED:
+      return absl::CancelledError(absl::StrCat(kind, " was cancelled before it finished"));
+    default:
+      return absl::DeadlineExceededError(
+          absl::StrCat(kind, " did not finish before the task's deadline"));
   }
-  return absl::DeadlineExceededError(
-      absl::StrCat(kind, " did not finish before the task's deadline"));
 }
 
 // Room for any uint64_t in decimal.
 constexpr uint64_t kDecimalCapacity = 32;
 
-uint64_t DecimalCapacity(Bytes, const TaskParams&, const KernelLimits& limits) {
-  return CapToLimit(kDecimalCapacity, limits);
-}
-
 // --- noop -------------------------------------------------------------------
 
-absl::Status RunNoop(Bytes input, const TaskParams&, const TaskContext&, Output& output) {
-  return output.Append(input);
-}
-
-uint64_t NoopCapacity(Bytes input, const TaskParams&, const KernelLimits& limits) {
-  return CapToLimit(input.size(), limits);
-}
+absl::Status RunNoop(crunch_task* task) { return Append(task, Input(task)); }
 
 // --- spin -------------------------------------------------------------------
 
 constexpr std::chrono::milliseconds kSpinPollInterval{1};
 
-absl::Status RunSpin(Bytes, const TaskParams& params, const TaskContext& context, Output&) {
+absl::Status RunSpin(crunch_task* task) {
   using Clock = std::chrono::steady_clock;
   const Clock::time_point start = Clock::now();
-  const Clock::time_point end = start + std::chrono::milliseconds(params.Int("ms"));
+  const Clock::time_point end = start + std::chrono::milliseconds(task->params[0].int_value);
   Clock::time_point next_poll = start;
   uint64_t state = 0x9E3779B97F4A7C15u;
   while (true) {
     const Clock::time_point now = Clock::now();
     if (now >= next_poll) {
-      if (context.ShouldStop()) return StopStatus("spin", context);
+      if (std::optional<absl::Status> stop = Stopped(task, "spin")) return *stop;
       next_poll = now + kSpinPollInterval;
     }
     if (now >= end) return absl::OkStatus();
@@ -104,8 +132,6 @@ absl::Status RunSpin(Bytes, const TaskParams& params, const TaskContext& context
   }
 }
 
-uint64_t SpinCapacity(Bytes, const TaskParams&, const KernelLimits&) { return 0; }
-
 // --- fib --------------------------------------------------------------------
 
 // Deliberately the exponential textbook recursion: fib is a CPU benchmark.
@@ -116,20 +142,20 @@ constexpr int64_t kFibPlainUpTo = 25;
 
 // The same recursion, polling ShouldStop() at every call above kFibPlainUpTo
 // (fib(n - 24) - 1 of them: 10945 for n = 45). nullopt if told to stop.
-std::optional<uint64_t> FibUnlessStopped(int64_t n, const TaskContext& context) {
+std::optional<uint64_t> FibUnlessStopped(int64_t n, const crunch_task* task) {
   if (n <= kFibPlainUpTo) return Fib(n);
-  if (context.ShouldStop()) return std::nullopt;
-  const std::optional<uint64_t> a = FibUnlessStopped(n - 1, context);
+  if (crunch_task_should_stop(task) != CRUNCH_OK) return std::nullopt;
+  const std::optional<uint64_t> a = FibUnlessStopped(n - 1, task);
   if (!a.has_value()) return std::nullopt;
-  const std::optional<uint64_t> b = FibUnlessStopped(n - 2, context);
+  const std::optional<uint64_t> b = FibUnlessStopped(n - 2, task);
   if (!b.has_value()) return std::nullopt;
   return *a + *b;
 }
 
-absl::Status RunFib(Bytes, const TaskParams& params, const TaskContext& context, Output& output) {
-  const std::optional<uint64_t> value = FibUnlessStopped(params.Int("n"), context);
-  if (!value.has_value()) return StopStatus("fib", context);
-  return output.Append(absl::StrCat(*value));
+absl::Status RunFib(crunch_task* task) {
+  const std::optional<uint64_t> value = FibUnlessStopped(task->params[0].int_value, task);
+  if (!value.has_value()) return Stopped(task, "fib").value_or(absl::OkStatus());
+  return Append(task, absl::StrCat(*value));
 }
 
 // --- sha256 -----------------------------------------------------------------
@@ -150,14 +176,15 @@ struct EvpMdCtxFree {
   void operator()(EVP_MD_CTX* ctx) const { EVP_MD_CTX_free(ctx); }
 };
 
-absl::Status RunSha256(Bytes input, const TaskParams&, const TaskContext& context, Output& output) {
+absl::Status RunSha256(crunch_task* task) {
+  const Bytes input = Input(task);
   std::unique_ptr<EVP_MD_CTX, EvpMdCtxFree> ctx(EVP_MD_CTX_new());
   if (ctx == nullptr) return OpenSslError("EVP_MD_CTX_new");
   if (EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr) != 1) {
     return OpenSslError("EVP_DigestInit_ex");
   }
   for (size_t offset = 0; offset < input.size(); offset += kHashChunkBytes) {
-    if (context.ShouldStop()) return StopStatus("sha256", context);
+    if (std::optional<absl::Status> stop = Stopped(task, "sha256")) return *stop;
     const size_t length = std::min(kHashChunkBytes, input.size() - offset);
     if (EVP_DigestUpdate(ctx.get(), input.data() + offset, length) != 1) {
       return OpenSslError("EVP_DigestUpdate");
@@ -169,12 +196,8 @@ absl::Status RunSha256(Bytes input, const TaskParams&, const TaskContext& contex
     return OpenSslError("EVP_DigestFinal_ex");
   }
   // BytesToHexString writes lowercase digits.
-  return output.Append(absl::BytesToHexString(
-      absl::string_view(reinterpret_cast<const char*>(digest), digest_size)));
-}
-
-uint64_t Sha256Capacity(Bytes, const TaskParams&, const KernelLimits& limits) {
-  return CapToLimit(kSha256HexBytes, limits);
+  return Append(task, absl::BytesToHexString(
+                          absl::string_view(reinterpret_cast<const char*>(digest), digest_size)));
 }
 
 // --- zstd.compress / zstd.decompress -----------------------------------------
@@ -200,9 +223,9 @@ absl::Status ZstdFailure(absl::string_view kind, absl::string_view call, size_t 
   return absl::InternalError(message);
 }
 
-absl::Status RunZstdCompress(Bytes input, const TaskParams& params, const TaskContext& context,
-                             Output& output) {
+absl::Status RunZstdCompress(crunch_task* task) {
   constexpr absl::string_view kKind = "zstd.compress";
+  const Bytes input = Input(task);
   std::unique_ptr<ZSTD_CCtx, ZstdCCtxFree> cctx(ZSTD_createCCtx());
   if (cctx == nullptr) {
     return absl::ResourceExhaustedError("zstd.compress: out of memory for a compression context");
@@ -211,7 +234,7 @@ absl::Status RunZstdCompress(Bytes input, const TaskParams& params, const TaskCo
   // ZSTD_compress does) and lets zstd size its window to the input. The
   // checksum (as the zstd CLI writes by default) lets zstd.decompress reject
   // corrupted data instead of returning wrong bytes.
-  const int level = static_cast<int>(params.Int("level"));
+  const int level = static_cast<int>(task->params[0].int_value);
   if (const size_t r = ZSTD_CCtx_setParameter(cctx.get(), ZSTD_c_compressionLevel, level);
       ZSTD_isError(r)) {
     return ZstdFailure(kKind, "setting the compression level", r);
@@ -227,26 +250,28 @@ absl::Status RunZstdCompress(Bytes input, const TaskParams& params, const TaskCo
   std::vector<std::byte> chunk(ZSTD_CStreamOutSize());
   ZSTD_inBuffer in{input.data(), 0, 0};
   while (true) {
-    if (context.ShouldStop()) return StopStatus(kKind, context);
+    if (std::optional<absl::Status> stop = Stopped(task, kKind)) return *stop;
     in.size = std::min(input.size(), in.pos + kZstdInputSliceBytes);
     const ZSTD_EndDirective mode = in.size == input.size() ? ZSTD_e_end : ZSTD_e_continue;
     ZSTD_outBuffer out{chunk.data(), chunk.size(), 0};
     const size_t left = ZSTD_compressStream2(cctx.get(), &out, &in, mode);
     if (ZSTD_isError(left)) return ZstdFailure(kKind, "ZSTD_compressStream2", left);
     if (out.pos > 0) {
-      if (absl::Status s = output.Append(Bytes(chunk.data(), out.pos)); !s.ok()) return s;
+      if (absl::Status s = Append(task, Bytes(chunk.data(), out.pos)); !s.ok()) return s;
     }
     if (mode == ZSTD_e_end && left == 0) return absl::OkStatus();
   }
 }
 
-uint64_t ZstdCompressCapacity(Bytes input, const TaskParams&, const KernelLimits& limits) {
-  return CapToLimit(ZSTD_compressBound(input.size()), limits);
-}
+// ZSTD_compressBound(n) is n + n/256 + (128 KiB - n)/2048 for n < 128 KiB: at
+// most n * 1028/1024 + 64. The frame header and checksum fit the rest of the
+// fixed part.
+constexpr crunch_output_bound kZstdCompressBound = {
+    .bounded = 1, .fixed_bytes = 64 + 64, .per_input_kib = 1028};
 
-absl::Status RunZstdDecompress(Bytes input, const TaskParams&, const TaskContext& context,
-                               Output& output) {
+absl::Status RunZstdDecompress(crunch_task* task) {
   constexpr absl::string_view kKind = "zstd.decompress";
+  const Bytes input = Input(task);
   if (input.empty()) {
     return absl::InvalidArgumentError(
         "zstd.decompress: input is empty; expected one or more zstd frames");
@@ -256,23 +281,23 @@ absl::Status RunZstdDecompress(Bytes input, const TaskParams&, const TaskContext
     return absl::ResourceExhaustedError(
         "zstd.decompress: out of memory for a decompression context");
   }
-  const uint64_t limit = output.remaining();
+  const uint64_t limit = crunch_task_output_remaining(task);
   std::vector<std::byte> chunk(ZSTD_DStreamOutSize());
   ZSTD_inBuffer in{input.data(), input.size(), 0};
   while (true) {
-    if (context.ShouldStop()) return StopStatus(kKind, context);
+    if (std::optional<absl::Status> stop = Stopped(task, kKind)) return *stop;
     ZSTD_outBuffer out{chunk.data(), chunk.size(), 0};
     const size_t hint = ZSTD_decompressStream(dctx.get(), &out, &in);
     if (ZSTD_isError(hint)) {
       return absl::InvalidArgumentError(
           absl::StrCat("zstd.decompress: input is not valid zstd data: ", ZSTD_getErrorName(hint)));
     }
-    if (out.pos > output.remaining()) {
+    if (out.pos > crunch_task_output_remaining(task)) {
       return absl::ResourceExhaustedError(
           absl::StrCat("decompressed output exceeds max_output_bytes (", limit, " bytes)"));
     }
     if (out.pos > 0) {
-      if (absl::Status s = output.Append(Bytes(chunk.data(), out.pos)); !s.ok()) return s;
+      if (absl::Status s = Append(task, Bytes(chunk.data(), out.pos)); !s.ok()) return s;
     }
     // 0: a frame ended and is fully flushed; more input may hold further frames.
     if (hint == 0 && in.pos == in.size) return absl::OkStatus();
@@ -282,27 +307,6 @@ absl::Status RunZstdDecompress(Bytes input, const TaskParams&, const TaskContext
           "zstd.decompress: input is not valid zstd data: the last frame is truncated");
     }
   }
-}
-
-// The sum of the frames' declared content sizes, when every frame declares one
-// and the sum fits the limit; the limit otherwise (including for input that is
-// not zstd, which the kernel then rejects before writing anything).
-uint64_t ZstdDecompressCapacity(Bytes input, const TaskParams&, const KernelLimits& limits) {
-  uint64_t total = 0;
-  Bytes rest = input;
-  while (!rest.empty()) {
-    const unsigned long long content = ZSTD_getFrameContentSize(rest.data(), rest.size());
-    if (content == ZSTD_CONTENTSIZE_UNKNOWN || content == ZSTD_CONTENTSIZE_ERROR) {
-      return limits.max_output_bytes;
-    }
-    const size_t frame_bytes = ZSTD_findFrameCompressedSize(rest.data(), rest.size());
-    if (ZSTD_isError(frame_bytes) || content > limits.max_output_bytes - total) {
-      return limits.max_output_bytes;
-    }
-    total += content;
-    rest = rest.subspan(frame_bytes);
-  }
-  return total;
 }
 
 // --- primes -----------------------------------------------------------------
@@ -335,7 +339,7 @@ std::vector<uint32_t> OddPrimesUpTo(uint32_t limit) {
 // Counts the primes <= n. Index i of the sieve stands for the odd number 2i+1;
 // each odd base prime p <= sqrt(n) crosses off p*p, p*p+2p, ... segment by
 // segment, remembering where it stopped. Memory is O(sqrt n).
-std::optional<uint64_t> CountPrimesUnlessStopped(uint64_t n, const TaskContext& context) {
+std::optional<uint64_t> CountPrimesUnlessStopped(uint64_t n, const crunch_task* task) {
   if (n < 2) return 0;
   const uint64_t last = (n - 1) / 2;  // Index of the largest odd number <= n.
   const std::vector<uint32_t> base = OddPrimesUpTo(static_cast<uint32_t>(IntegerSqrt(n)));
@@ -346,7 +350,7 @@ std::optional<uint64_t> CountPrimesUnlessStopped(uint64_t n, const TaskContext& 
   uint64_t count = 1;  // 2, the only even prime.
   size_t active = 0;   // base[0..active) have reached a segment; p*p grows with p.
   for (uint64_t low = 1; low <= last; low += kSieveSegmentBytes) {
-    if (context.ShouldStop()) return std::nullopt;
+    if (crunch_task_should_stop(task) != CRUNCH_OK) return std::nullopt;
     const uint64_t high = std::min(last + 1, low + kSieveSegmentBytes);
     const size_t size = high - low;
     std::fill_n(segment.begin(), size, uint8_t{1});
@@ -364,96 +368,146 @@ std::optional<uint64_t> CountPrimesUnlessStopped(uint64_t n, const TaskContext& 
   return count;
 }
 
-absl::Status RunPrimes(Bytes, const TaskParams& params, const TaskContext& context,
-                       Output& output) {
+absl::Status RunPrimes(crunch_task* task) {
   const std::optional<uint64_t> count =
-      CountPrimesUnlessStopped(static_cast<uint64_t>(params.Int("n")), context);
-  if (!count.has_value()) return StopStatus("primes", context);
-  return output.Append(absl::StrCat(*count));
+      CountPrimesUnlessStopped(static_cast<uint64_t>(task->params[0].int_value), task);
+  if (!count.has_value()) return Stopped(task, "primes").value_or(absl::OkStatus());
+  return Append(task, absl::StrCat(*count));
 }
+
+// --- the table ---------------------------------------------------------------
+
+constexpr crunch_param_spec kSpinParams[] = {{
+    .name = "ms",
+    .type = CRUNCH_PARAM_INT,
+    .description = "how long to keep the CPU busy, in milliseconds",
+    .required = 0,
+    .default_value = "0",
+    .min = 0,
+    .max = 600'000,
+}};
+
+constexpr crunch_param_spec kFibParams[] = {{
+    .name = "n",
+    .type = CRUNCH_PARAM_INT,
+    .description = "which Fibonacci number (fib(0) = 0, fib(1) = 1)",
+    .required = 1,
+    .default_value = nullptr,
+    .min = 0,
+    .max = 45,
+}};
+
+constexpr crunch_param_spec kZstdCompressParams[] = {{
+    .name = "level",
+    .type = CRUNCH_PARAM_INT,
+    .description = "zstd compression level (higher: smaller and slower)",
+    .required = 0,
+    .default_value = "3",
+    .min = 1,
+    .max = 19,
+}};
+
+constexpr crunch_param_spec kPrimesParams[] = {{
+    .name = "n",
+    .type = CRUNCH_PARAM_INT,
+    .description = "upper bound, inclusive",
+    .required = 1,
+    .default_value = nullptr,
+    .min = 0,
+    .max = 10'000'000'000,
+}};
+
+constexpr crunch_output_bound kSameSizeAsInput = {
+    .bounded = 1, .fixed_bytes = 0, .per_input_kib = 1024};
+constexpr crunch_output_bound kNoOutput = {.bounded = 1, .fixed_bytes = 0, .per_input_kib = 0};
+constexpr crunch_output_bound kDecimal = {
+    .bounded = 1, .fixed_bytes = kDecimalCapacity, .per_input_kib = 0};
+constexpr crunch_output_bound kUnbounded = {.bounded = 0, .fixed_bytes = 0, .per_input_kib = 0};
+
+constexpr crunch_kind kBuiltinKinds[] = {
+    {
+        .name = "noop",
+        .description = "Returns the payload unchanged (measures dispatch overhead).",
+        .params = nullptr,
+        .param_count = 0,
+        .run = Kernel<RunNoop>,
+        .output = kSameSizeAsInput,
+    },
+    {
+        .name = "spin",
+        .description = "Keeps one CPU busy for `ms` milliseconds (a busy loop); returns nothing.",
+        .params = kSpinParams,
+        .param_count = 1,
+        .run = Kernel<RunSpin>,
+        .output = kNoOutput,
+    },
+    {
+        .name = "fib",
+        .description =
+            "The n-th Fibonacci number by naive recursion (a CPU benchmark), in decimal.",
+        .params = kFibParams,
+        .param_count = 1,
+        .run = Kernel<RunFib>,
+        .output = kDecimal,
+    },
+    {
+        .name = "sha256",
+        .description = "The SHA-256 digest of the payload, as 64 lowercase hex digits.",
+        .params = nullptr,
+        .param_count = 0,
+        .run = Kernel<RunSha256>,
+        .output = {.bounded = 1, .fixed_bytes = kSha256HexBytes, .per_input_kib = 0},
+    },
+    {
+        .name = "zstd.compress",
+        .description =
+            "Compresses the payload into one zstd frame (content size and checksum recorded).",
+        .params = kZstdCompressParams,
+        .param_count = 1,
+        .run = Kernel<RunZstdCompress>,
+        .output = kZstdCompressBound,
+    },
+    {
+        .name = "zstd.decompress",
+        .description = "Decompresses one or more zstd frames; fails past max_output_bytes.",
+        .params = nullptr,
+        .param_count = 0,
+        .run = Kernel<RunZstdDecompress>,
+        .output = kUnbounded,
+    },
+    {
+        .name = "primes",
+        .description = "Counts the primes <= n with a segmented sieve of Eratosthenes, in decimal.",
+        .params = kPrimesParams,
+        .param_count = 1,
+        .run = Kernel<RunPrimes>,
+        .output = kDecimal,
+    },
+};
+
+constexpr crunch_plugin kBuiltinPlugin = {
+    .abi_version = CRUNCH_PLUGIN_ABI_VERSION,
+    .name = "built-in",
+    .version = kVersion,
+    .kinds = kBuiltinKinds,
+    .kind_count = std::size(kBuiltinKinds),
+};
 
 }  // namespace
 
-void PrepareCpuKinds() { OPENSSL_init_crypto(OPENSSL_INIT_LOAD_CONFIG, nullptr); }
+const crunch_plugin* BuiltinCpuPlugin() {
+  // The one-time set-up OpenSSL would otherwise do on first use, and that
+  // reads its configuration file: done here, like a plugin's init, so a worker
+  // does it before its seccomp filter forbids opening files.
+  OPENSSL_init_crypto(OPENSSL_INIT_LOAD_CONFIG, nullptr);
+  return &kBuiltinPlugin;
+}
 
 std::vector<KindSpec> CpuKinds() {
-  using Type = ParamSpec::Type;
-  std::vector<KindSpec> kinds;
-  kinds.push_back(KindSpec{
-      .name = "noop",
-      .pool = Pool::kCpu,
-      .description = "Returns the payload unchanged (measures dispatch overhead).",
-      .run = RunNoop,
-      .output_capacity = NoopCapacity,
-  });
-  kinds.push_back(KindSpec{
-      .name = "spin",
-      .pool = Pool::kCpu,
-      .description = "Keeps one CPU busy for `ms` milliseconds (a busy loop); returns nothing.",
-      .params = {ParamSpec{.name = "ms",
-                           .type = Type::kInt,
-                           .description = "how long to keep the CPU busy, in milliseconds",
-                           .default_value = "0",
-                           .min = 0,
-                           .max = 600'000}},
-      .run = RunSpin,
-      .output_capacity = SpinCapacity,
-  });
-  kinds.push_back(KindSpec{
-      .name = "fib",
-      .pool = Pool::kCpu,
-      .description = "The n-th Fibonacci number by naive recursion (a CPU benchmark), in decimal.",
-      .params = {ParamSpec{.name = "n",
-                           .type = Type::kInt,
-                           .description = "which Fibonacci number (fib(0) = 0, fib(1) = 1)",
-                           .required = true,
-                           .min = 0,
-                           .max = 45}},
-      .run = RunFib,
-      .output_capacity = DecimalCapacity,
-  });
-  kinds.push_back(KindSpec{
-      .name = "sha256",
-      .pool = Pool::kCpu,
-      .description = "The SHA-256 digest of the payload, as 64 lowercase hex digits.",
-      .run = RunSha256,
-      .output_capacity = Sha256Capacity,
-  });
-  kinds.push_back(KindSpec{
-      .name = "zstd.compress",
-      .pool = Pool::kCpu,
-      .description =
-          "Compresses the payload into one zstd frame (content size and checksum recorded).",
-      .params = {ParamSpec{.name = "level",
-                           .type = Type::kInt,
-                           .description = "zstd compression level (higher: smaller and slower)",
-                           .default_value = "3",
-                           .min = 1,
-                           .max = 19}},
-      .run = RunZstdCompress,
-      .output_capacity = ZstdCompressCapacity,
-  });
-  kinds.push_back(KindSpec{
-      .name = "zstd.decompress",
-      .pool = Pool::kCpu,
-      .description = "Decompresses one or more zstd frames; fails past max_output_bytes.",
-      .run = RunZstdDecompress,
-      .output_capacity = ZstdDecompressCapacity,
-  });
-  kinds.push_back(KindSpec{
-      .name = "primes",
-      .pool = Pool::kCpu,
-      .description = "Counts the primes <= n with a segmented sieve of Eratosthenes, in decimal.",
-      .params = {ParamSpec{.name = "n",
-                           .type = Type::kInt,
-                           .description = "upper bound, inclusive",
-                           .required = true,
-                           .min = 0,
-                           .max = 10'000'000'000}},
-      .run = RunPrimes,
-      .output_capacity = DecimalCapacity,
-  });
-  return kinds;
+  absl::StatusOr<std::vector<KindSpec>> kinds = KindsFromPlugin(*BuiltinCpuPlugin(), "built-in");
+  // The table is constant: tested by cpu_kinds_test, never wrong at run time.
+  if (!kinds.ok()) std::abort();
+  return *std::move(kinds);
 }
 
 }  // namespace crunch::daemon

@@ -1,12 +1,13 @@
 // The built-in CPU task kinds: noop, spin, fib, sha256, zstd.compress,
 // zstd.decompress and primes.
 //
-// Their kernels run inside crunch_worker processes and write into the output
-// extent the daemon lends them, so each spec's output_capacity says how much to
-// lend (never more than limits.max_output_bytes) and each kernel fails with
-// RESOURCE_EXHAUSTED, not a crash or a bigger buffer, when its result does not
-// fit. Long-running kernels poll TaskContext::ShouldStop() and end with
-// CANCELLED (the cancelled flag is set) or DEADLINE_EXCEEDED.
+// They are a plugin table like any other (crunch/plugin.h), linked into
+// crunch_worker instead of loaded from a file, and run the same way
+// (plugin_kinds.h). Their kernels write into the output extent the daemon lends
+// them, sized from each kind's declared output bound, and fail with
+// RESOURCE_EXHAUSTED, not a crash or a bigger buffer, when a result does not
+// fit. Long-running kernels poll crunch_task_should_stop() and end with
+// CANCELLED or DEADLINE_EXCEEDED.
 //
 // Thread safety: the kernels keep no state between calls; any number may run
 // at once, in any threads.
@@ -14,19 +15,22 @@
 #ifndef CRUNCH_DAEMON_KINDS_CPU_KINDS_H_
 #define CRUNCH_DAEMON_KINDS_CPU_KINDS_H_
 
+#include <crunch/plugin.h>
+
 #include <vector>
 
 #include "daemon/kind.h"
 
 namespace crunch::daemon {
 
-// Every built-in CPU kind, in the order ListKinds shows them.
-std::vector<KindSpec> CpuKinds();
+// The built-ins' table, as a plugin's crunch_plugin_init would return it. Like
+// a plugin's init, the first call does the one-time set-up that may need files
+// (OpenSSL reads its configuration), so call it before confining the process.
+const crunch_plugin* BuiltinCpuPlugin();
 
-// The one-time set-up the CPU kernels' libraries would otherwise do on first
-// use, and that may need files (OpenSSL reads its configuration), so that a
-// worker can do it before its seccomp filter forbids opening them.
-void PrepareCpuKinds();
+// Every built-in CPU kind (KindsFromPlugin of the table), in the order
+// ListKinds shows them. Calls BuiltinCpuPlugin().
+std::vector<KindSpec> CpuKinds();
 
 }  // namespace crunch::daemon
 

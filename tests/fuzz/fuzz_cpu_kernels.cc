@@ -1,10 +1,10 @@
-// Fuzz target: each CPU kind's kernel and output_capacity (daemon/kinds/cpu_kinds.h),
+// Fuzz target: each CPU kind's kernel and OutputCapacity (daemon/kinds/cpu_kinds.h),
 // called the way crunch_worker and the scheduler call them.
 //
 // Feeds: a 12-byte header, then the task's input bytes:
 //   [0]      which CPU kind (modulo the number of kinds)
 //   [1]      bit 0: give the kind's parameter (else its default is used);
-//            bit 1: lend output_capacity() minus (byte >> 2) bytes instead
+//            bit 1: lend OutputCapacity() minus (byte >> 2) bytes instead
 //            (no 1 KiB floor), so results meet the end of a short extent
 //   [2..9]   the parameter's value, little-endian, folded into the kind's range
 //            and into a budget that keeps every run short (spin <= 1 ms,
@@ -12,7 +12,7 @@
 //   [10..11] limits.max_output_bytes in KiB minus one (1 KiB..64 MiB; the
 //            lent output is at most 256 KiB here, see kMaxLent)
 // Without bit 1 the output buffer is what the scheduler would lend: the
-// larger of 1 KiB and output_capacity(). It is on the heap, so ASan sees a
+// larger of 1 KiB and OutputCapacity(). It is on the heap, so ASan sees a
 // write past it, and a kernel given too little must say RESOURCE_EXHAUSTED.
 //
 // A crash means a task's payload can crash its worker process (zstd.decompress
@@ -168,7 +168,7 @@ void FuzzOne(const uint8_t* data, size_t size) {
   const KernelLimits limits{.max_output_bytes = (ReadLe(data + 10, 2) + 1) * 1024};
   const std::span<const std::byte> input(reinterpret_cast<const std::byte*>(data) + kHeaderBytes,
                                          size - kHeaderBytes);
-  const uint64_t capacity = kind.output_capacity(input, *params, limits);
+  const uint64_t capacity = OutputCapacity(kind, input.size(), limits);
   FUZZ_CHECK(capacity <= limits.max_output_bytes, kind.name, " wants to lend ", capacity,
              " bytes, over the limit of ", limits.max_output_bytes);
   const uint64_t lent =
