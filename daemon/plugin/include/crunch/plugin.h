@@ -221,14 +221,14 @@ static inline int crunch_task_should_stop(const crunch_task* task) {
 static inline int crunch_task_fail(crunch_task* task, int code, const char* format, ...)
     __attribute__((format(printf, 3, 4)));
 static inline int crunch_task_fail(crunch_task* task, int code, const char* format, ...) {
+  /* No casts here: C++ plugins that include this header may build with
+   * -Wold-style-cast. vsnprintf truncates and terminates; strlen measures. */
   char message[1024];
   va_list args;
   va_start(args, format);
-  int n = vsnprintf(message, sizeof(message), format, args);
+  if (vsnprintf(message, sizeof(message), format, args) < 0) message[0] = '\0';
   va_end(args);
-  if (n < 0) n = 0;
-  if ((size_t)n >= sizeof(message)) n = (int)sizeof(message) - 1;
-  task->set_message(task, message, (size_t)n);
+  task->set_message(task, message, strlen(message));
   return code;
 }
 
