@@ -83,9 +83,9 @@ absl::StatusOr<TaskParams> ValidateParams(const KindSpec& spec,
         return absl::InvalidArgumentError(absl::StrCat("param '", p.name, "' is required by kind '",
                                                        spec.name, "' (", p.description, ")"));
       }
-      if (!p.default_value.empty() || p.type == ParamSpec::Type::kString) {
-        values.emplace(p.name, p.default_value);
-      }
+      // An empty default is no default: the parameter stays absent (TaskParams
+      // reads it as "", and a plugin sees present = 0).
+      if (!p.default_value.empty()) values.emplace(p.name, p.default_value);
       continue;
     }
     if (p.type == ParamSpec::Type::kInt) {
