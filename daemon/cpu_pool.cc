@@ -19,6 +19,12 @@ namespace {
 
 constexpr std::chrono::seconds kAttachTimeout{10};
 constexpr std::chrono::milliseconds kMaxBackoff{5000};
+// How long a cancelled task's kernel has to notice the request (through
+// crunch_task_should_stop) before its worker is killed. The built-in kernels
+// poll every millisecond or so.
+constexpr std::chrono::milliseconds kCancelGrace{100};
+// While a cancelled task waits behind another, how often to look again.
+constexpr std::chrono::milliseconds kCancelRecheck{20};
 // A worker that lived this long before dying starts its slot's backoff afresh.
 constexpr std::chrono::seconds kHealthyLifetime{10};
 // How often a working worker's RSS is read for max_worker_rss_bytes, and its
@@ -542,6 +548,38 @@ void CpuPool::KillWorkerHolding(uint64_t task_id) {
   (void)w.child->Signal(SIGKILL);
 }
 
+void CpuPool::CancelTask(uint64_t task_id) {
+  auto it = slot_of_task_.find(task_id);
+  if (it == slot_of_task_.end()) return;
+  Worker& w = *workers_[it->second];
+  if (!w.child || !w.channel) return;
+  for (HeldTask& t : w.in_flight) {
+    if (t.id == task_id) t.kill_if_running_at = std::chrono::steady_clock::now() + kCancelGrace;
+  }
+  w.channel->RequestCancel(task_id);
+  CheckCancels(w);
+}
+
+void CpuPool::CheckCancels(Worker& w) {
+  if (w.in_flight.empty() || !w.child || w.killed_by_daemon) return;
+  const auto now = std::chrono::steady_clock::now();
+  if (w.in_flight.front().kill_if_running_at <= now) {
+    w.killed_by_daemon = true;
+    (void)w.child->Signal(SIGKILL);
+    return;
+  }
+  // A cancelled task further back is normally skipped when the worker gets to
+  // it; if a later request replaced its cancel word, it runs, and is killed at
+  // the first check after it started.
+  auto next = std::chrono::steady_clock::time_point::max();
+  for (const HeldTask& t : w.in_flight) next = std::min(next, t.kill_if_running_at);
+  if (next == std::chrono::steady_clock::time_point::max()) return;
+  w.cancel_timer.expires_at(std::max(next, now + kCancelRecheck));
+  w.cancel_timer.async_wait([this, &w](boost::system::error_code ec) {
+    if (!ec) CheckCancels(w);
+  });
+}
+
 bool CpuPool::KillWorkerPid(uint32_t pid) {
   for (auto& w : workers_) {
     if (w->child && w->pid == pid) {
@@ -558,6 +596,7 @@ void CpuPool::Stop() {
   stopped_ = true;
   for (auto& w : workers_) {
     w->timer.cancel();
+    w->cancel_timer.cancel();
     w->wake.close();
     w->exit_watch.close();
     if (w->child) {

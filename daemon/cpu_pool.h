@@ -151,9 +151,15 @@ class CpuPool {
 
   // True if `task_id` is what its worker is executing right now.
   bool IsRunning(uint64_t task_id) const;
-  // Kills the worker that holds `task_id` (to enforce a timeout or a cancel).
+  // Kills the worker that holds `task_id` (to enforce a timeout).
   // Its loss is reported through the Listener like any other.
   void KillWorkerHolding(uint64_t task_id);
+  // Asks the worker that holds `task_id` to stop it (ipc::SlotControl::
+  // cancel_request): a task not started yet is skipped, and a running kernel
+  // that polls crunch_task_should_stop() ends it. If it is still running
+  // 100 ms later (kCancelGrace), the worker is killed, as by KillWorkerHolding. The
+  // completion that follows, if any, is reported as usual.
+  void CancelTask(uint64_t task_id);
   // Kills a worker by pid; false if no worker of this pool has it.
   bool KillWorkerPid(uint32_t pid);
 
@@ -186,15 +192,20 @@ class CpuPool {
     uint64_t id;
     uint32_t kind;  // In the worker's generation's numbering.
     std::chrono::steady_clock::time_point dispatched;
+    // Cancelled: when its worker is killed if it is running by then.
+    std::chrono::steady_clock::time_point kill_if_running_at =
+        std::chrono::steady_clock::time_point::max();
   };
   struct Worker {
-    explicit Worker(boost::asio::io_context& io) : wake(io), exit_watch(io), timer(io) {}
+    explicit Worker(boost::asio::io_context& io)
+        : wake(io), exit_watch(io), timer(io), cancel_timer(io) {}
     uint32_t slot = 0;
     std::optional<ipc::DaemonChannel> channel;
     std::optional<ipc::ChildProcess> child;
     boost::asio::posix::stream_descriptor wake;        // Completion eventfd (a dup).
     boost::asio::posix::stream_descriptor exit_watch;  // ChildProcess::exit_fd() (a dup).
     boost::asio::steady_timer timer;                   // Attach timeout / respawn backoff.
+    boost::asio::steady_timer cancel_timer;            // CheckCancels().
     State state = State::kStarting;
     uint32_t pid = 0;
     std::deque<HeldTask> in_flight;  // In dispatch order; the front one is running.
@@ -225,6 +236,9 @@ class CpuPool {
   void OnWake(Worker& w);
   void DrainCompletions(Worker& w);
   void OnExit(Worker& w);
+  // Kills `w` if the task it runs was cancelled over kCancelGrace ago;
+  // otherwise waits until that could next be so.
+  void CheckCancels(Worker& w);
   void ScheduleRespawn(Worker& w);
   void CheckAllReady();
   // Marks `w` retiring if it is past a recycling limit; kills a retiring

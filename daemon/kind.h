@@ -113,12 +113,19 @@ class StringOutput final : public Output {
 // that lets a kernel end cleanly, not a requirement.
 struct TaskContext {
   std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max();
-  const std::atomic<bool>* cancelled = nullptr;  // May be null.
+  // Cancellation, either way may be null: the I/O pool's per-task flag, or
+  // (in a worker) the slot's cancel request, naming `task_id` when it is this
+  // task that is to stop.
+  const std::atomic<bool>* cancelled = nullptr;
+  const std::atomic<uint64_t>* cancel_request = nullptr;
+  uint64_t task_id = 0;
 
-  bool ShouldStop() const {
+  bool Cancelled() const {
     return (cancelled != nullptr && cancelled->load(std::memory_order_relaxed)) ||
-           std::chrono::steady_clock::now() >= deadline;
+           (cancel_request != nullptr && task_id != 0 &&
+            cancel_request->load(std::memory_order_relaxed) == task_id);
   }
+  bool ShouldStop() const { return Cancelled() || std::chrono::steady_clock::now() >= deadline; }
 };
 
 // Settings a kernel may need, from the daemon's configuration.

@@ -496,7 +496,7 @@ absl::StatusOr<CancelOutcome> Scheduler::Cancel(uint64_t task_id) {
   CancelOutcome outcome{true, task->state == State::kQueued ? "queued" : "running"};
   if (task->state == State::kRunning) {
     if (task->spec->pool == Pool::kCpu) {
-      if (cpu_->IsRunning(task_id)) cpu_->KillWorkerHolding(task_id);
+      cpu_->CancelTask(task_id);  // Skipped if not started; else stopped, or its worker killed.
     } else {
       task->cancelled->store(true);
     }

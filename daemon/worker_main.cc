@@ -19,7 +19,10 @@
 // runs out of memory (std::bad_alloc, under [cpu] worker_address_space_bytes)
 // fails its task with RESOURCE_EXHAUSTED and the worker goes on. The worker
 // exits when the daemon dies (parent-death signal) or when the daemon kills it
-// (timeout, cancel, shutdown); it keeps no state a restart would lose.
+// (timeout, a cancel its kernel ignored, shutdown); it keeps no state a restart
+// would lose. A cancel is first a request in the slot (SlotControl::
+// cancel_request): a task not started yet is skipped, a running kernel sees it
+// through crunch_task_should_stop() and ends CANCELLED.
 //
 // --describe loads the kinds the same way, writes their catalog to stdout
 // (daemon/kinds/kind_catalog.h) and exits 0: that is how the daemon learns the
@@ -150,7 +153,9 @@ int Serve(const WorkerOptions& options) {
     std::span<std::byte> out = channel->Output(d);
     absl::Status status;
     uint64_t written = 0;
-    if (d.kind >= kinds.size()) {
+    if (channel->CancelRequested(d.task_id)) {
+      status = absl::CancelledError("cancelled by request before it started");
+    } else if (d.kind >= kinds.size()) {
       status = absl::InternalError(
           absl::StrCat("worker has no CPU kind number ", d.kind, " (daemon and worker differ)"));
     } else if (absl::StatusOr<DecodedTaskInput> input = DecodeTaskInput(channel->Input(d));
@@ -160,6 +165,8 @@ int Serve(const WorkerOptions& options) {
       SpanOutput output(out);
       TaskContext context;
       context.deadline = DeadlineFrom(d.deadline_ns);
+      context.cancel_request = &channel->cancel_request();
+      context.task_id = d.task_id;
       try {
         status = kinds[d.kind].run(input->payload, input->params, context, output);
       } catch (const std::bad_alloc&) {

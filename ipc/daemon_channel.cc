@@ -43,7 +43,12 @@ DaemonChannel::DaemonChannel(const Segment* segment, uint32_t slot, ArenaAllocat
   ResetRing(&control->request, segment_->request_slots(slot_), capacity_);
   ResetRing(&control->completion, segment_->completion_slots(slot_), capacity_);
   control->worker_pid.store(0, std::memory_order_relaxed);
+  control->cancel_request.store(0, std::memory_order_relaxed);
   AttachRings();
+}
+
+void DaemonChannel::RequestCancel(uint64_t task_id) noexcept {
+  segment_->slot(slot_)->cancel_request.store(task_id, std::memory_order_release);
 }
 
 void DaemonChannel::AttachRings() noexcept {
@@ -161,6 +166,7 @@ std::vector<uint64_t> DaemonChannel::Reset() {
   SlotControl* control = segment_->slot(slot_);
   ResetRing(&control->request, segment_->request_slots(slot_), capacity_);
   ResetRing(&control->completion, segment_->completion_slots(slot_), capacity_);
+  control->cancel_request.store(0, std::memory_order_relaxed);
   control->worker_pid.store(0, std::memory_order_release);
   AttachRings();
   // Stale counts would only cause one spurious wake each; drop them anyway

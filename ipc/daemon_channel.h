@@ -85,6 +85,10 @@ class DaemonChannel {
                             bool ring = true) noexcept;
   void RingWorker() noexcept { request_bell_.Ring(); }
 
+  // Asks the worker to stop `task_id` (see SlotControl::cancel_request). A
+  // request, not a guarantee: a kernel that never polls runs to its end.
+  void RequestCancel(uint64_t task_id) noexcept;
+
   // Calls on_completion(const Completion&) for every completion available, in
   // the order the worker sent them, then frees each task's arena space.
   // Returns how many, or FailedPrecondition naming the protocol violation.

@@ -44,7 +44,8 @@ namespace crunch::ipc {
 inline constexpr uint64_t kSegmentMagic = 0x4753'4843'4E55'5243;  // "CRUNCHSG" in memory order
 // 2: consumer_sleeping says how the consumer sleeps (eventfd or futex).
 // 3: items are published by a sequence in their slot; RingControl has no tail.
-inline constexpr uint32_t kSegmentLayoutVersion = 3;
+// 4: SlotControl::cancel_request.
+inline constexpr uint32_t kSegmentLayoutVersion = 4;
 
 inline constexpr uint32_t kMaxWorkerSlots = 1024;
 inline constexpr uint32_t kMinRingCapacity = 2;
@@ -101,6 +102,11 @@ struct SlotControl {
   // segment; 0 when the slot is free. Informational: the daemon knows its
   // children's pids and never trusts this value for anything but "attached".
   alignas(kFalseSharingRange) std::atomic<uint32_t> worker_pid;
+  // The id of a task the daemon asks the worker to stop, 0 for none. The
+  // daemon writes it; the worker reads it before starting a task (and skips
+  // that task) and while running one (its kernel polls it). One word per slot:
+  // a second request replaces the first, which then just runs on.
+  std::atomic<uint64_t> cancel_request;
 };
 static_assert(std::is_standard_layout_v<SlotControl>);
 

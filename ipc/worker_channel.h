@@ -14,6 +14,7 @@
 #ifndef CRUNCH_IPC_WORKER_CHANNEL_H_
 #define CRUNCH_IPC_WORKER_CHANNEL_H_
 
+#include <atomic>
 #include <cstdint>
 #include <span>
 
@@ -51,6 +52,16 @@ class WorkerChannel {
   // Publishes the completion of `request` with `output_length` bytes of output
   // (at most request.output.length) and wakes the daemon if it sleeps.
   RingResult Complete(const Descriptor& request, uint32_t status, uint64_t output_length) noexcept;
+
+  // The daemon's request to stop a task: the id of the task to stop, 0 for
+  // none (SlotControl::cancel_request), so task id 0 cannot be cancelled.
+  // Poll it with relaxed loads.
+  const std::atomic<uint64_t>& cancel_request() const noexcept {
+    return segment_.slot(slot_)->cancel_request;
+  }
+  bool CancelRequested(uint64_t task_id) const noexcept {
+    return task_id != 0 && cancel_request().load(std::memory_order_acquire) == task_id;
+  }
 
   const Segment& segment() const noexcept { return segment_; }
   uint32_t slot() const noexcept { return slot_; }

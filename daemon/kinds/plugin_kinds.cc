@@ -48,9 +48,7 @@ uint64_t HostOutputRemaining(const crunch_task* task) { return HostOf(task).outp
 
 int HostShouldStop(const crunch_task* task) {
   const TaskContext& context = *HostOf(task).context;
-  if (context.cancelled != nullptr && context.cancelled->load(std::memory_order_relaxed)) {
-    return CRUNCH_CANCELLED;
-  }
+  if (context.Cancelled()) return CRUNCH_CANCELLED;
   return std::chrono::steady_clock::now() >= context.deadline ? CRUNCH_DEADLINE_EXCEEDED
                                                               : CRUNCH_OK;
 }

@@ -61,9 +61,10 @@
  *   written so far is discarded. Both reach the caller unchanged.
  * - Stopping. crunch_task_should_stop() returns 0 while the task may go on,
  *   then the status to end with: CRUNCH_DEADLINE_EXCEEDED once the deadline
- *   has passed, CRUNCH_CANCELLED once a caller cancelled it. Polling it is a
- *   courtesy that lets a long kernel end cleanly: crunchd also kills a worker
- *   whose task runs past its deadline, or that runs a task a caller cancelled.
+ *   has passed, CRUNCH_CANCELLED once a caller cancelled it. Polling it lets
+ *   a long kernel end cleanly and keeps its worker: crunchd kills a worker
+ *   whose task runs past its deadline, or still runs a cancelled task 100 ms
+ *   after the cancel.
  */
 
 #ifndef CRUNCH_PLUGIN_H_
@@ -118,7 +119,7 @@ typedef struct crunch_param_spec {
   crunch_param_type type;
   const char* description;   /* Shown by ListKinds and `crunchctl kinds`. */
   int required;              /* Nonzero: calls without it are INVALID_ARGUMENT. */
-  const char* default_value; /* Used when an optional parameter is left out; NULL: none. */
+  const char* default_value; /* Used when an optional parameter is left out; NULL or "": none. */
   int64_t min;               /* INT: the allowed range, inclusive (default within it). */
   int64_t max;
 } crunch_param_spec;
@@ -127,7 +128,7 @@ typedef struct crunch_param_spec {
  * order the kind declares them. */
 typedef struct crunch_param {
   const char* name;   /* The declared name. */
-  int present;        /* 0: optional, left out and without a default. */
+  int present;        /* 0: optional, left out and without a default ("" is none). */
   const char* value;  /* The value's bytes, NUL-terminated ("" if !present). */
   size_t value_size;  /* Without the NUL (a STRING may hold NULs). */
   int64_t int_value;  /* INT: the value (0 if !present). */
