@@ -2,9 +2,10 @@
 #
 # Builds a crunchd task plugin: a shared module named <target>.so (no "lib"
 # prefix) that crunchd's workers dlopen. It is compiled against crunch/plugin.h
-# (the crunch::plugin_api target) with every symbol hidden except the ones
-# marked CRUNCH_PLUGIN_EXPORT, and linked with -z defs so a symbol the plugin
-# forgot to link fails the build rather than the daemon's load.
+# (the crunch::plugin_api target) with every symbol hidden, and linked with a
+# version script that exports only the ABI's symbols (crunch_plugin_init and
+# crunch_plugin_load_error) and with -z defs so a symbol the plugin forgot to
+# link fails the build rather than the daemon's load.
 #
 # This file is used by crunchd's own build and installed with the plugin SDK
 # (find_package(crunch) includes it), so in-tree and out-of-tree plugins are
@@ -30,6 +31,15 @@ function(crunch_add_plugin target)
     C_VISIBILITY_PRESET hidden
     CXX_VISIBILITY_PRESET hidden
     VISIBILITY_INLINES_HIDDEN ON)
+  # Hidden visibility is not enough on its own: libstdc++ gives its templates
+  # default visibility, so a C++ plugin would export the statics of the ones it
+  # uses (std::to_string's digit table, as STB_GNU_UNIQUE symbols). A pattern,
+  # not the two names: lld refuses a name the plugin does not define, and few
+  # plugins define crunch_plugin_load_error.
+  set(exports ${CMAKE_CURRENT_BINARY_DIR}/${target}.exports.map)
+  file(CONFIGURE OUTPUT ${exports} CONTENT "{\n  global: crunch_plugin_*;\n  local: *;\n};\n")
+  target_link_options(${target} PRIVATE LINKER:--version-script=${exports})
+  set_property(TARGET ${target} APPEND PROPERTY LINK_DEPENDS ${exports})
   if(arg_OUTPUT_DIRECTORY)
     set_target_properties(${target} PROPERTIES LIBRARY_OUTPUT_DIRECTORY ${arg_OUTPUT_DIRECTORY})
   endif()

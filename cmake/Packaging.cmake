@@ -14,6 +14,9 @@
 #   /usr/include/crunch/v1/crunch{,.grpc}.pb.h  its C++ code, compiled into
 #   /usr/lib/<triplet>/libcrunch_proto.a    (link with grpc++ and protobuf)
 #   /usr/share/doc/crunchd/                 README.md, operations.md, architecture.md
+#   /usr/include/crunch/plugin.h            the plugin SDK (component plugin_sdk, below), with
+#   /usr/share/cmake/crunch/                find_package(crunch CONFIG) and
+#   /usr/share/pkgconfig/crunch-plugin.pc   pkg-config --cflags crunch-plugin
 #
 # The package's run-time dependencies come from dpkg-shlibdeps; its postinst
 # creates the user, the runtime directory and reloads systemd, and enables or
@@ -68,6 +71,49 @@ install(TARGETS crunch_rpc_proto ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR})
 install(FILES ${PROJECT_SOURCE_DIR}/README.md ${PROJECT_SOURCE_DIR}/docs/operations.md
               ${PROJECT_SOURCE_DIR}/docs/architecture.md
         DESTINATION ${CMAKE_INSTALL_DOCDIR})
+
+# --- The plugin SDK: component plugin_sdk ------------------------------------
+#
+# What a plugin author needs to build a plugin out of tree, and nothing else:
+#   include/crunch/plugin.h                        the C ABI
+#   share/cmake/crunch/crunchConfig.cmake          find_package(crunch CONFIG): the
+#   share/cmake/crunch/crunchConfigVersion.cmake   crunch::plugin_api target and, from
+#   share/cmake/crunch/CrunchPlugin.cmake          crunchd's own build, crunch_add_plugin()
+#   share/pkgconfig/crunch-plugin.pc               pkg-config --cflags crunch-plugin
+# Every path in these files is relative to the file itself, so the SDK can be
+# installed under any prefix, on its own:
+#   cmake --install build --component plugin_sdk --prefix ~/crunch-sdk
+# `cmake --install build` without --component installs it along with the rest,
+# and so does the .deb (a single package, which cpack fills with every component).
+include(CMakePackageConfigHelpers)
+set(crunch_sdk_cmake_dir ${CMAKE_INSTALL_DATADIR}/cmake/crunch)
+set(crunch_sdk_pc_dir ${CMAKE_INSTALL_DATADIR}/pkgconfig)
+configure_package_config_file(${PROJECT_SOURCE_DIR}/daemon/plugin/crunchConfig.cmake.in
+  ${CMAKE_BINARY_DIR}/packaging/crunchConfig.cmake
+  INSTALL_DESTINATION ${crunch_sdk_cmake_dir}
+  PATH_VARS CMAKE_INSTALL_INCLUDEDIR)
+# The SDK is one header: a build for any architecture can use it.
+write_basic_package_version_file(${CMAKE_BINARY_DIR}/packaging/crunchConfigVersion.cmake
+  VERSION ${PROJECT_VERSION} COMPATIBILITY SameMajorVersion ARCH_INDEPENDENT)
+# pkg-config expands ${pcfiledir} to the directory the .pc file was found in.
+file(RELATIVE_PATH CRUNCH_PC_PREFIX ${CMAKE_INSTALL_PREFIX}/${crunch_sdk_pc_dir} ${CMAKE_INSTALL_PREFIX})
+string(REGEX REPLACE "/$" "" CRUNCH_PC_PREFIX "${CRUNCH_PC_PREFIX}")
+if(IS_ABSOLUTE "${CMAKE_INSTALL_INCLUDEDIR}")
+  set(CRUNCH_PC_INCLUDEDIR ${CMAKE_INSTALL_INCLUDEDIR})  # Pinned by the builder: not relocatable.
+else()
+  set(CRUNCH_PC_INCLUDEDIR "\${prefix}/${CMAKE_INSTALL_INCLUDEDIR}")
+endif()
+configure_file(${PROJECT_SOURCE_DIR}/daemon/plugin/crunch-plugin.pc.in
+  ${CMAKE_BINARY_DIR}/packaging/crunch-plugin.pc @ONLY)
+
+install(FILES ${PROJECT_SOURCE_DIR}/daemon/plugin/include/crunch/plugin.h
+        DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/crunch COMPONENT plugin_sdk)
+install(FILES ${CMAKE_BINARY_DIR}/packaging/crunchConfig.cmake
+              ${CMAKE_BINARY_DIR}/packaging/crunchConfigVersion.cmake
+              ${PROJECT_SOURCE_DIR}/cmake/CrunchPlugin.cmake
+        DESTINATION ${crunch_sdk_cmake_dir} COMPONENT plugin_sdk)
+install(FILES ${CMAKE_BINARY_DIR}/packaging/crunch-plugin.pc
+        DESTINATION ${crunch_sdk_pc_dir} COMPONENT plugin_sdk)
 
 # --- CPack: one .deb -------------------------------------------------------
 set(CPACK_GENERATOR DEB)
