@@ -128,7 +128,7 @@ inline TaskResult RunTask(const crunch_kind& kind, std::string_view input,
     if (auto given = options.params.find(spec.name); given != options.params.end()) {
       texts[i] = given->second;
       param.present = 1;
-    } else if (spec.default_value != nullptr) {
+    } else if (spec.default_value != nullptr && spec.default_value[0] != '\0') {  // "" is none
       texts[i] = spec.default_value;
       param.present = 1;
     } else if (spec.required) {
