@@ -10,6 +10,9 @@
 #   worker     a worker runs under its seccomp filter; SIGKILL it: the service
 #              stays active, the worker is replaced
 #   reload     `systemctl reload` while tasks run: none lost, READY again
+#   plugins    the example plugins under /usr/local/lib/crunchd/plugins, added
+#              by `systemctl reload` while tasks run (none lost), run under the
+#              unit's hardening and the workers' seccomp filter, then removed
 #   stop       `systemctl stop` drains running tasks; the journal shows it
 #   watchdog   SIGSTOP crunchd: the watchdog restarts it
 #   upgrade    apt install of a newer .deb while a task runs: the task ends
@@ -37,7 +40,7 @@ if [ $# -lt 1 ]; then
 fi
 build_dir=$(cd "$1" && pwd)
 shift
-all_checks=(install start kinds worker limits reload stop watchdog upgrade socket security)
+all_checks=(install start kinds worker limits reload plugins stop watchdog upgrade socket security)
 checks=("$@")
 [ ${#checks[@]} -ne 0 ] || checks=("${all_checks[@]}")
 
@@ -297,6 +300,55 @@ check_reload() {
     fail "the journal does not show 'configuration reloaded'"
   is_active || fail "not active after reload"
   [[ "$(prop StatusText)" == *workers* ]] || fail "StatusText after reload is '$(prop StatusText)'"
+}
+
+check_plugins() {
+  ensure_started || return
+  local toml=/etc/crunchd/crunchd.toml dir=/usr/local/lib/crunchd/plugins f
+  mkdir -p "$NSPAWN_ROOT$dir"
+  for f in wordfreq imagekit; do
+    cp "$build_dir/plugins/$f.so" "$NSPAWN_ROOT$dir/" || {
+      fail "cannot copy $build_dir/plugins/$f.so into the container"
+      return
+    }
+  done
+  in_ct 10 sed -i "s|^# paths = \[\]\$|paths = [\"$dir/wordfreq.so\", \"$dir/imagekit.so\"]|" "$toml"
+  in_ct 10 grep -q "^paths = \[\"$dir/wordfreq.so" "$toml" || {
+    fail "cannot set [plugins] paths in $toml"
+    return
+  }
+  # Tasks of a built-in kind run through the reload that replaces every worker.
+  local pids=() i
+  for i in 1 2 3 4; do
+    nspawn_run timeout 60 crunchctl --address "$ADDRESS" run spin -p ms=1500 >/dev/null 2>&1 &
+    pids+=($!)
+  done
+  sleep 0.3
+  in_ct 30 systemctl reload crunchd || fail "systemctl reload crunchd failed"
+  local lost=0 p
+  for p in "${pids[@]}"; do wait "$p" || lost=$((lost + 1)); done
+  [ $lost -eq 0 ] || fail "$lost of ${#pids[@]} tasks running during the plugin reload failed"
+  wait_for 30 journal_has "reload: every worker serves the new kinds" ||
+    fail "the journal does not show the workers replaced with the plugins' kinds"
+  local out
+  out=$(printf 'b a B, c b! a' | in_ct 60 crunchctl --address "$ADDRESS" run text.wordfreq -p top=2 --input - 2>&1)
+  [ "$out" = "$(printf '3\tb\n2\ta')" ] || fail "text.wordfreq under the service: '$out'"
+  out=$(in_ct 60 bash -c "printf 'P5\n4 4\n255\n%016d' 0 | crunchctl --address $ADDRESS run image.resize -p width=2 -p height=2 --input - | head -c 2" 2>&1)
+  [ "$out" = "P5" ] || fail "image.resize under the service: '$out'"
+  out=$(crunchctl kinds 2>&1)
+  [[ "$out" == *"from plugin wordfreq"* ]] || fail "crunchctl kinds does not show the plugin: $out"
+  say "plugin kinds served: $(grep -oE '^(text|image)\.[a-z]+' <<<"$out" | tr '\n' ' ')"
+
+  # Removed again: the kinds go with the next reload.
+  in_ct 10 sed -i "s|^paths = \[\"$dir/wordfreq.so.*\$|# paths = []|" "$toml"
+  in_ct 30 systemctl reload crunchd || fail "systemctl reload crunchd (plugins removed) failed"
+  wordfreq_gone() {
+    local kinds
+    kinds=$(crunchctl kinds 2>/dev/null) && ! grep -q text.wordfreq <<<"$kinds"
+  }
+  wait_for 30 wordfreq_gone || fail "text.wordfreq still listed 30 s after its plugin was removed"
+  out=$(crunchctl run text.wordfreq --input /dev/null 2>&1) && fail "text.wordfreq still runs after its removal"
+  [[ "$out" == *NOT_FOUND* ]] || fail "text.wordfreq after its removal: '$out'"
 }
 
 check_stop() {
