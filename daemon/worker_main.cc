@@ -2,16 +2,16 @@
 // and talks to each through its slot of the shared segment; nobody else should
 // start one by hand.
 //
-//   crunch_worker [--plugin=PATH]... [--kinds-digest=HEX] [--spin-ns=N]
-//                 [--address-space-bytes=N] [--cpu-seconds=N] [--nice=N]
-//                 [--open-files=N] [--no-seccomp]
-//   crunch_worker --describe [--plugin=PATH]...
+//   crunch_worker [--plugin=PATH | --plugin-fd=N:PATH]... [--kinds-digest=HEX]
+//                 [--spin-ns=N] [--address-space-bytes=N] [--cpu-seconds=N]
+//                 [--nice=N] [--open-files=N] [--no-seccomp]
+//   crunch_worker --describe [--plugin=PATH | --plugin-fd=N:PATH]...
 //
-// Life: load the CPU kinds (the built-ins, then each --plugin, see
-// daemon/kinds/plugin_loader.h) and check they are the ones the daemon read
-// (--kinds-digest), attach (the segment and eventfds arrive as inherited fds
-// described by $CRUNCH_IPC), confine itself (resource limits, nice, then the seccomp
-// filter: daemon/worker_limits.h,
+// Life: load the CPU kinds (the built-ins, then each plugin in the order
+// given, see daemon/kinds/plugin_loader.h) and check they are the ones the
+// daemon read (--kinds-digest), attach (the segment and eventfds arrive as
+// inherited fds described by $CRUNCH_IPC), confine itself (resource limits,
+// nice, then the seccomp filter: daemon/worker_limits.h,
 // daemon/worker_seccomp.h), then loop forever: receive a descriptor, decode the parameters
 // in front of the payload, run the kernel with its output going straight into
 // the lent arena extent, complete. A failed task completes with the status
@@ -23,6 +23,14 @@
 // would lose. A cancel is first a request in the slot (SlotControl::
 // cancel_request): a task not started yet is skipped, a running kernel sees it
 // through crunch_task_should_stop() and ends CANCELLED.
+//
+// crunchd passes each plugin as --plugin-fd=N:PATH: the file it holds open
+// (daemon/plugin_files.h) as inherited fd N, named PATH in every message and
+// kind source. The worker loads that file even if another was put at PATH
+// since (by PATH while it still is that file, else through /proc/self/fd/N;
+// without /proc, by PATH: see InheritedPlugin), so a plugin rebuilt but not
+// reloaded yet never reaches a worker started for the older kinds; then it
+// closes fd N. --plugin=PATH loads whatever is at PATH (a worker run by hand).
 //
 // --describe loads the kinds the same way, writes their catalog to stdout
 // (daemon/kinds/kind_catalog.h) and exits 0: that is how the daemon learns the
@@ -56,13 +64,45 @@
 namespace crunch::daemon {
 namespace {
 
+// A --plugin=PATH (fd -1) or --plugin-fd=N:PATH.
+struct PluginArg {
+  int fd = -1;
+  std::string path;
+};
+
 struct WorkerOptions {
   uint64_t spin_ns = 50'000;  // How long to spin for the next request before sleeping.
   WorkerLimits limits;
-  std::vector<std::string> plugins;
-  std::string kinds_digest;  // Empty: not checked.
+  std::vector<PluginArg> plugins;  // In the order given.
+  std::string kinds_digest;        // Empty: not checked.
   bool describe = false;
 };
+
+// The built-ins and the plugins, then closes the inherited plugin fds: dlopen
+// keeps its own mapping, and they should not count against the worker's fd
+// table ([cpu] worker_open_files).
+absl::StatusOr<std::vector<KindSpec>> LoadKinds(const WorkerOptions& options) {
+  std::vector<PluginToLoad> to_load;
+  absl::Status status;
+  for (const PluginArg& plugin : options.plugins) {
+    if (plugin.fd < 0) {
+      to_load.push_back({.name = plugin.path, .load_path = plugin.path});
+      continue;
+    }
+    absl::StatusOr<PluginToLoad> inherited = InheritedPlugin(plugin.fd, plugin.path);
+    if (!inherited.ok()) {
+      status = inherited.status();
+      break;
+    }
+    to_load.push_back(*std::move(inherited));
+  }
+  absl::StatusOr<std::vector<KindSpec>> kinds =
+      status.ok() ? LoadCpuKinds(to_load) : absl::StatusOr<std::vector<KindSpec>>(status);
+  for (const PluginArg& plugin : options.plugins) {
+    if (plugin.fd >= 0) ::close(plugin.fd);
+  }
+  return kinds;
+}
 
 int Describe(const WorkerOptions& options) {
   // A plugin's init may hang: do not outlive the daemon waiting for it.
@@ -70,7 +110,7 @@ int Describe(const WorkerOptions& options) {
     std::fprintf(stderr, "crunch_worker: %s\n", std::string(s.message()).c_str());
     return 78;
   }
-  absl::StatusOr<std::vector<KindSpec>> kinds = LoadCpuKinds(options.plugins);
+  absl::StatusOr<std::vector<KindSpec>> kinds = LoadKinds(options);
   if (!kinds.ok()) {
     std::fprintf(stderr, "crunch_worker: %s\n", std::string(kinds.status().message()).c_str());
     return 78;
@@ -112,7 +152,7 @@ int Serve(const WorkerOptions& options) {
   }
   // Before attaching: a worker that cannot serve the daemon's kinds never
   // looks ready. Plugins' init runs here, before the limits and the filter.
-  absl::StatusOr<std::vector<KindSpec>> loaded = LoadCpuKinds(options.plugins);
+  absl::StatusOr<std::vector<KindSpec>> loaded = LoadKinds(options);
   if (!loaded.ok()) {
     std::fprintf(stderr, "crunch_worker: %s\n", std::string(loaded.status().message()).c_str());
     return 78;
@@ -200,6 +240,17 @@ bool ParseFlag(std::string_view arg, std::string_view name, std::string* out) {
   return true;
 }
 
+// --plugin-fd=N:PATH, N past the standard streams; false if malformed.
+bool ParsePluginFd(std::string_view value, PluginArg* out) {
+  const size_t colon = value.find(':');
+  if (colon == std::string_view::npos || colon + 1 == value.size()) return false;
+  int fd = -1;
+  if (!absl::SimpleAtoi(absl::string_view(value.data(), colon), &fd) || fd <= 2) return false;
+  out->fd = fd;
+  out->path = std::string(value.substr(colon + 1));
+  return true;
+}
+
 }  // namespace
 }  // namespace crunch::daemon
 
@@ -215,7 +266,19 @@ int main(int argc, char** argv) {
     }
     std::string plugin;
     if (crunch::daemon::ParseFlag(arg, "--plugin=", &plugin)) {
-      options.plugins.push_back(std::move(plugin));
+      options.plugins.push_back({.fd = -1, .path = std::move(plugin)});
+      continue;
+    }
+    if (crunch::daemon::ParseFlag(arg, "--plugin-fd=", &plugin)) {
+      crunch::daemon::PluginArg inherited;
+      if (!crunch::daemon::ParsePluginFd(plugin, &inherited)) {
+        std::fprintf(stderr,
+                     "crunch_worker: bad argument '%s'; --plugin-fd takes N:PATH, N an inherited "
+                     "file descriptor (3 or more) and PATH the plugin's configured path\n",
+                     argv[i]);
+        return 2;
+      }
+      options.plugins.push_back(std::move(inherited));
       continue;
     }
     if (arg == "--describe") {
@@ -225,7 +288,8 @@ int main(int argc, char** argv) {
     if (!crunch::daemon::ParseFlag(arg, "--spin-ns=", &options.spin_ns) &&
         !crunch::daemon::ParseFlag(arg, "--kinds-digest=", &options.kinds_digest)) {
       std::fprintf(stderr,
-                   "crunch_worker: bad argument '%s'; allowed: --plugin=PATH --kinds-digest=HEX "
+                   "crunch_worker: bad argument '%s'; allowed: --plugin=PATH --plugin-fd=N:PATH "
+                   "--kinds-digest=HEX "
                    "--describe --spin-ns=N --address-space-bytes=N --cpu-seconds=N --nice=N "
                    "--open-files=N --no-seccomp\n",
                    argv[i]);
