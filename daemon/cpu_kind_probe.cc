@@ -2,7 +2,7 @@
 
 #include <fcntl.h>
 #include <poll.h>
-#include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -28,7 +28,7 @@ absl::Status Errno(absl::string_view what) {
 }  // namespace
 
 absl::StatusOr<CpuKindCatalog> ProbeCpuKinds(const std::string& worker_path,
-                                             const std::vector<std::string>& plugin_paths,
+                                             const PluginFiles& plugins,
                                              std::chrono::milliseconds timeout) {
   int out_pipe[2];
   int err_pipe[2];
@@ -40,9 +40,8 @@ absl::StatusOr<CpuKindCatalog> ProbeCpuKinds(const std::string& worker_path,
   ipc::SpawnOptions spawn;
   spawn.path = worker_path;
   spawn.args.push_back("--describe");
-  for (const std::string& path : plugin_paths)
-    spawn.args.push_back(absl::StrCat("--plugin=", path));
   spawn.fds = {{out_write.get(), 1}, {err_write.get(), 2}};
+  plugins.AddTo(&spawn);
   absl::StatusOr<ipc::ChildProcess> child = ipc::ChildProcess::Spawn(spawn);
   if (!child.ok()) return child.status();
   out_write.Reset();
@@ -104,20 +103,6 @@ absl::StatusOr<CpuKindCatalog> ProbeCpuKinds(const std::string& worker_path,
   absl::StatusOr<std::vector<KindSpec>> kinds = DecodeKindCatalog(out);
   if (!kinds.ok()) return kinds.status();
   return CpuKindCatalog{.kinds = *std::move(kinds), .digest = KindCatalogDigest(out)};
-}
-
-std::string PluginFilesFingerprint(const std::vector<std::string>& plugin_paths) {
-  std::string out;
-  for (const std::string& path : plugin_paths) {
-    struct stat st {};
-    if (::stat(path.c_str(), &st) != 0) {
-      absl::StrAppend(&out, path, ": missing\n");
-      continue;
-    }
-    absl::StrAppend(&out, path, ": ", st.st_dev, " ", st.st_ino, " ", st.st_size, " ",
-                    st.st_mtim.tv_sec, ".", st.st_mtim.tv_nsec, "\n");
-  }
-  return out;
 }
 
 }  // namespace crunch::daemon

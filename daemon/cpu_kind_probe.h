@@ -1,10 +1,11 @@
 // ProbeCpuKinds: what CPU kinds the workers will serve, asked of a worker.
 //
 // The daemon never loads plugin code (daemon/kinds/plugin_loader.h). It runs
-// `crunch_worker --describe --plugin=...` with the configured plugin list,
-// reads the kind catalog the worker writes (daemon/kinds/kind_catalog.h) and
-// validates calls against it. A plugin that fails to load, crashes or hangs in
-// its init fails the probe, with the worker's own message, instead of the
+// `crunch_worker --describe --plugin-fd=N:PATH...` with the plugin files it
+// holds open (daemon/plugin_files.h: the same files every worker of these
+// kinds gets), reads the kind catalog the worker writes
+// (daemon/kinds/kind_catalog.h) and validates calls against it. A plugin that fails to load,
+// crashes or hangs in its init fails the probe, with the worker's own message, instead of the
 // daemon: at start that stops crunchd with the reason; on reload the running
 // kinds and workers stay.
 //
@@ -20,6 +21,7 @@
 
 #include "absl/status/statusor.h"
 #include "daemon/kind.h"
+#include "daemon/plugin_files.h"
 
 namespace crunch::daemon {
 
@@ -31,13 +33,8 @@ struct CpuKindCatalog {
 // FAILED_PRECONDITION with the worker's message if it cannot load the kinds,
 // DEADLINE_EXCEEDED (the worker killed) if it takes longer than `timeout`.
 absl::StatusOr<CpuKindCatalog> ProbeCpuKinds(const std::string& worker_path,
-                                             const std::vector<std::string>& plugin_paths,
+                                             const PluginFiles& plugins,
                                              std::chrono::milliseconds timeout);
-
-// What identifies the files at `plugin_paths` now (device, inode, size and
-// modification time of each, or that it is missing), to tell on a reload
-// whether any was added, removed or rebuilt.
-std::string PluginFilesFingerprint(const std::vector<std::string>& plugin_paths);
 
 }  // namespace crunch::daemon
 

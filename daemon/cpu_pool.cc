@@ -142,9 +142,7 @@ absl::Status CpuPool::Spawn(Worker& w) {
   spawn.args = {absl::StrCat("--spin-ns=", options_.spin_ns)};
   for (std::string& flag : WorkerLimitsFlags(options_.limits))
     spawn.args.push_back(std::move(flag));
-  for (const std::string& path : options_.plugin_paths) {
-    spawn.args.push_back(absl::StrCat("--plugin=", path));
-  }
+  if (options_.plugin_files != nullptr) options_.plugin_files->AddTo(&spawn);
   if (!options_.kinds_digest.empty()) {
     spawn.args.push_back(absl::StrCat("--kinds-digest=", options_.kinds_digest));
   }
@@ -335,9 +333,9 @@ void CpuPool::OnExit(Worker& w) {
   ScheduleRespawn(w);
 }
 
-void CpuPool::ReloadKinds(std::vector<std::string> plugin_paths, std::string kinds_digest,
+void CpuPool::ReloadKinds(std::shared_ptr<const PluginFiles> plugin_files, std::string kinds_digest,
                           std::vector<std::string> kind_names) {
-  options_.plugin_paths = std::move(plugin_paths);
+  options_.plugin_files = std::move(plugin_files);
   options_.kinds_digest = std::move(kinds_digest);
   options_.kind_names = std::move(kind_names);
   ++generation_;

@@ -43,7 +43,13 @@
 // slot parked once it holds none), which frees the spare for the next. Until
 // it is retired, an old worker keeps taking tasks of the kinds it has: Dispatch
 // takes kind numbers of the newest generation and translates them for each
-// worker by name.
+// worker by name. Every worker started, for a reload or to replace one that
+// died or was recycled (an old one's replacement too), is of the newest
+// generation and gets that generation's plugin files, which the pool holds
+// open (daemon/plugin_files.h): a plugin file replaced on disk reaches the
+// workers only through a reload, never through a respawn. An older
+// generation's files are released by ReloadKinds, when nothing can start a
+// worker with them any more (its running workers have loaded theirs).
 //
 // Supervision: a worker that exits for any reason is reaped through its exit fd;
 // completions it published are still delivered, the tasks it held are handed
@@ -72,6 +78,7 @@
 #include "boost/asio/io_context.hpp"
 #include "boost/asio/posix/stream_descriptor.hpp"
 #include "boost/asio/steady_timer.hpp"
+#include "daemon/plugin_files.h"
 #include "daemon/worker_limits.h"
 #include "ipc/arena_allocator.h"
 #include "ipc/child_process.h"
@@ -89,9 +96,10 @@ struct CpuPoolOptions {
   uint64_t max_tasks_per_worker = 0;  // 0: never recycle for the count.
   uint64_t max_worker_rss_bytes = 0;  // 0: never recycle for memory.
   WorkerLimits limits;                // Applied by each worker to itself.
-  // [plugins] paths, loaded by each worker in this order, and the digest of the
-  // kind catalog they make (daemon/cpu_kind_probe.h), which each worker checks.
-  std::vector<std::string> plugin_paths;
+  // The [plugins] files, held open and handed to each worker, which loads
+  // them in this order, and the digest of the kind catalog they make
+  // (daemon/cpu_kind_probe.h), which each worker checks. Null: no plugins.
+  std::shared_ptr<const PluginFiles> plugin_files;
   std::string kinds_digest;
   // The CPU kinds' names in the catalog's order (their numbers).
   std::vector<std::string> kind_names;
@@ -171,7 +179,9 @@ class CpuPool {
   void SetRecycling(uint64_t max_tasks_per_worker, uint64_t max_worker_rss_bytes);
   // New kinds (a reload that changed the [plugins]): replaces every worker,
   // one at a time, by one started with these; see "Kinds and reloads" above.
-  void ReloadKinds(std::vector<std::string> plugin_paths, std::string kinds_digest,
+  // Every worker started from now on, a replacement of an old one included,
+  // loads `plugin_files`.
+  void ReloadKinds(std::shared_ptr<const PluginFiles> plugin_files, std::string kinds_digest,
                    std::vector<std::string> kind_names);
   // True while workers of an older generation remain.
   bool reloading() const;

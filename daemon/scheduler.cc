@@ -65,8 +65,12 @@ absl::StatusOr<std::unique_ptr<Scheduler>> Scheduler::Create(boost::asio::io_con
   io_settings.http_max_redirects = config.io.http_max_redirects;
   io_settings.http_connect_timeout_ms = config.io.http_connect_timeout_ms;
   io_settings.limits.max_output_bytes = config.limits.max_output_bytes;
+  // Held open from here on: the probe and every worker load these very files.
+  absl::StatusOr<std::shared_ptr<const PluginFiles>> plugin_files =
+      PluginFiles::Open(config.plugins.paths);
+  if (!plugin_files.ok()) return plugin_files.status();
   absl::StatusOr<CpuKindCatalog> cpu_kinds =
-      ProbeCpuKinds(config.cpu.worker_path, config.plugins.paths, kProbeTimeout);
+      ProbeCpuKinds(config.cpu.worker_path, **plugin_files, kProbeTimeout);
   if (!cpu_kinds.ok()) return cpu_kinds.status();
   std::vector<std::string> cpu_kind_names;
   for (const KindSpec& k : cpu_kinds->kinds) cpu_kind_names.push_back(k.name);
@@ -76,7 +80,7 @@ absl::StatusOr<std::unique_ptr<Scheduler>> Scheduler::Create(boost::asio::io_con
   std::unique_ptr<Scheduler> s(
       new Scheduler(io, config, std::make_shared<const KindRegistry>(*std::move(kinds))));
   s->io_settings_ = io_settings;
-  s->plugin_fingerprint_ = PluginFilesFingerprint(config.plugins.paths);
+  s->plugin_fingerprint_ = (*plugin_files)->Fingerprint();
   CpuPoolOptions cpu;
   cpu.worker_path = config.cpu.worker_path;
   cpu.workers = config.cpu.workers;
@@ -90,7 +94,7 @@ absl::StatusOr<std::unique_ptr<Scheduler>> Scheduler::Create(boost::asio::io_con
   cpu.limits.nice = config.cpu.worker_nice;
   cpu.limits.open_files = config.cpu.worker_open_files;
   cpu.limits.seccomp = config.cpu.seccomp;
-  cpu.plugin_paths = config.plugins.paths;
+  cpu.plugin_files = *std::move(plugin_files);
   cpu.kinds_digest = cpu_kinds->digest;
   cpu.kind_names = std::move(cpu_kind_names);
   absl::StatusOr<std::unique_ptr<CpuPool>> pool = CpuPool::Create(io, cpu, s.get());
@@ -625,12 +629,15 @@ void Scheduler::CheckDrained() {
 }
 
 bool Scheduler::ReloadKinds(const Config& config) {
-  const std::string fingerprint = PluginFilesFingerprint(config.plugins.paths);
-  if (config.plugins.paths == config_.plugins.paths && fingerprint == plugin_fingerprint_) {
+  if (config.plugins.paths == config_.plugins.paths &&
+      PluginFilesFingerprint(config.plugins.paths) == plugin_fingerprint_) {
     return true;  // Nothing to do.
   }
+  absl::StatusOr<std::shared_ptr<const PluginFiles>> files =
+      PluginFiles::Open(config.plugins.paths);
   absl::StatusOr<CpuKindCatalog> catalog =
-      ProbeCpuKinds(config.cpu.worker_path, config.plugins.paths, kProbeTimeout);
+      files.ok() ? ProbeCpuKinds(config.cpu.worker_path, **files, kProbeTimeout)
+                 : absl::StatusOr<CpuKindCatalog>(files.status());
   absl::StatusOr<KindRegistry> registry =
       catalog.ok() ? KindRegistry::Create(catalog->kinds, IoKinds(io_settings_))
                    : absl::StatusOr<KindRegistry>(catalog.status());
@@ -681,13 +688,13 @@ bool Scheduler::ReloadKinds(const Config& config) {
   const size_t before = kinds_->kinds().size();
   kinds_ = next;
   kind_health_ = std::move(health);
-  plugin_fingerprint_ = fingerprint;
+  plugin_fingerprint_ = (*files)->Fingerprint();
   for (auto& [id, status] : to_fail) {
     Finish(live_.at(id).get(), status.code(), std::string(status.message()), "");
   }
   spdlog::info("SIGHUP: {} kinds now ({} before), {} CPU kinds from {} plugin file(s)",
                kinds_->kinds().size(), before, names.size(), config.plugins.paths.size());
-  cpu_->ReloadKinds(config.plugins.paths, catalog->digest, std::move(names));
+  cpu_->ReloadKinds(*std::move(files), catalog->digest, std::move(names));
   SchedulePump();
   return true;
 }

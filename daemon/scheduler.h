@@ -145,7 +145,9 @@ class Scheduler final : private CpuPool::Listener {
   // limits, I/O settings, log level, the [plugins]); the rest is logged as
   // needing one. New plugins (added, removed, or a file rebuilt) are read
   // through a worker (daemon/cpu_kind_probe.h); if that fails, the running
-  // kinds and workers stay and the error is logged. Otherwise calls are
+  // kinds and workers stay, workers started meanwhile (replacing one that
+  // died, timed out or was recycled) still load the files those kinds came
+  // from (daemon/plugin_files.h), and the error is logged. Otherwise calls are
   // validated against the new kinds at once, queued tasks move to them by
   // name (a queued task whose kind is gone ends FAILED_PRECONDITION), and the
   // workers are replaced one at a time (CpuPool::ReloadKinds); running tasks
@@ -232,8 +234,10 @@ class Scheduler final : private CpuPool::Listener {
   boost::asio::io_context& io_;
   Config config_;
   std::shared_ptr<const KindRegistry> kinds_;
-  IoSettings io_settings_;          // What the I/O kinds were made with (kept across reloads).
-  std::string plugin_fingerprint_;  // The [plugins] files as last read (PluginFilesFingerprint).
+  IoSettings io_settings_;  // What the I/O kinds were made with (kept across reloads).
+  // The [plugins] files the running kinds came from, as opened
+  // (PluginFiles::Fingerprint); the pool holds them open.
+  std::string plugin_fingerprint_;
   std::unique_ptr<CpuPool> cpu_;
   std::unique_ptr<IoPool> io_pool_;
   TaskQueue cpu_queue_;

@@ -470,5 +470,101 @@ TEST(PluginReload, ABrokenPluginOnSighupKeepsTheRunningKindsAndWorkers) {
   EXPECT_EQ(d->WorkerPids(), workers);
 }
 
+// Kills the only worker and waits until its replacement is idle; returns its pid.
+pid_t ReplaceTheWorker(const DaemonProcess& d) {
+  const std::vector<pid_t> before = d.WorkerPids();
+  EXPECT_EQ(before.size(), 1u);
+  if (before.size() != 1) return 0;
+  EXPECT_EQ(::kill(before[0], SIGKILL), 0);
+  pid_t now = 0;
+  const bool replaced = d.WaitForStatus([&](const v1::DaemonStatus& st) {
+    if (st.workers_size() != 1 || st.workers(0).state() != "idle") return false;
+    now = static_cast<pid_t>(st.workers(0).pid());
+    return now != before[0];
+  });
+  EXPECT_TRUE(replaced) << "no replacement worker serves\n" << d.Log();
+  return replaced ? now : 0;
+}
+
+// What the worker `pid` has open that lies under `dir`.
+std::vector<std::string> OpenFilesUnder(pid_t pid, const std::string& dir) {
+  std::vector<std::string> found;
+  std::error_code ec;
+  for (const fs::directory_entry& fd :
+       fs::directory_iterator(absl::StrCat("/proc/", pid, "/fd"), ec)) {
+    const fs::path target = fs::read_symlink(fd.path(), ec);
+    if (!ec && target.string().starts_with(dir)) found.push_back(target.string());
+  }
+  return found;
+}
+
+TEST(PluginReload, ARespawnedWorkerLoadsTheFileItsKindsCameFrom) {
+  TempDir dir;
+  dir.Install(CRUNCH_EXAMPLE_PLUGIN_WORDFREQ, "text.so");
+  auto d = StartDaemon({"--workers", "1"}, PluginsToml({dir / "text.so"}));
+  ASSERT_TRUE(d);
+  auto stub = d->NewStub();
+  // Rebuilt on disk (as `cmake --build` does before `systemctl reload`), not
+  // reloaded yet; then the worker dies, as for a timeout.
+  dir.Install(CRUNCH_TEST_PLUGIN_DUPLICATE, "text.so");
+  const pid_t replacement = ReplaceTheWorker(*d);
+  ASSERT_NE(replacement, 0);
+
+  // The replacement serves the running kinds, from the file they came from.
+  for (int i = 0; i < 2; ++i) {
+    v1::TaskResult r;
+    grpc::Status s = RunTask(*stub, "text.wordfreq", {{"top", "1"}}, "to be or not to be", &r);
+    ASSERT_TRUE(s.ok()) << s.error_message() << "\n" << d->Log();
+    EXPECT_EQ(r.output(), "2\tbe\n");
+  }
+  const absl::StatusOr<v1::DaemonStatus> status = d->Status();
+  ASSERT_TRUE(status.ok()) << status.status();
+  ASSERT_EQ(status->workers_size(), 1);
+  EXPECT_EQ(status->workers(0).restarts(), 1u) << d->Log();
+  EXPECT_EQ(static_cast<pid_t>(status->workers(0).pid()), replacement);
+  v1::TaskResult r;
+  EXPECT_EQ(RunTask(*stub, "dup.unique", {}, "", &r).error_code(), grpc::StatusCode::NOT_FOUND);
+  // It keeps no descriptor of the plugin file once loaded.
+  EXPECT_THAT(OpenFilesUnder(replacement, dir / ""), ::testing::IsEmpty());
+
+  // A reload still brings the new file.
+  d->Signal(SIGHUP);
+  ASSERT_TRUE(d->WaitForStatus([&](const v1::DaemonStatus&) {
+    return FindKind(ListKinds(*stub), "dup.unique") != nullptr;
+  })) << d->Log();
+  ASSERT_TRUE(d->WaitForStatus(
+      [&](const v1::DaemonStatus& st) {
+        return st.workers_size() == 1 && st.workers(0).state() == "idle" &&
+               static_cast<pid_t>(st.workers(0).pid()) != replacement;
+      },
+      std::chrono::seconds(30)))
+      << d->Log();
+  grpc::Status s = RunTask(*stub, "dup.unique", {}, "", &r);
+  EXPECT_TRUE(s.ok()) << s.error_message();
+}
+
+TEST(PluginReload, AfterAFailedReloadAReplacedWorkerServesTheRunningKinds) {
+  TempDir dir;
+  dir.Install(CRUNCH_EXAMPLE_PLUGIN_WORDFREQ, "text.so");
+  auto d = StartDaemon({"--workers", "1"}, PluginsToml({dir / "text.so"}));
+  ASSERT_TRUE(d);
+  auto stub = d->NewStub();
+  dir.Install(CRUNCH_TEST_PLUGIN_WRONG_ABI, "text.so");
+  d->Signal(SIGHUP);
+  for (int i = 0; i < 100 && d->Log().find("keeping the running kinds") == std::string::npos; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ASSERT_THAT(d->Log(), HasSubstr("SIGHUP: keeping the running kinds and workers"));
+
+  ASSERT_NE(ReplaceTheWorker(*d), 0);
+  v1::TaskResult r;
+  grpc::Status s = RunTask(*stub, "text.wordfreq", {{"top", "1"}}, "to be or not to be", &r);
+  ASSERT_TRUE(s.ok()) << s.error_message() << "\n" << d->Log();
+  EXPECT_EQ(r.output(), "2\tbe\n");
+  const absl::StatusOr<v1::DaemonStatus> status = d->Status();
+  ASSERT_TRUE(status.ok()) << status.status();
+  EXPECT_EQ(status->workers(0).restarts(), 1u) << d->Log();
+}
+
 }  // namespace
 }  // namespace crunch
