@@ -12,7 +12,9 @@
 #   reload     `systemctl reload` while tasks run: none lost, READY again
 #   plugins    the example plugins under /usr/local/lib/crunchd/plugins, added
 #              by `systemctl reload` while tasks run (none lost), run under the
-#              unit's hardening and the workers' seccomp filter, then removed
+#              unit's hardening and the workers' seccomp filter; a file
+#              swapped without a reload does not reach replaced workers; then
+#              removed
 #   stop       `systemctl stop` drains running tasks; the journal shows it
 #   watchdog   SIGSTOP crunchd: the watchdog restarts it
 #   upgrade    apt install of a newer .deb while a task runs: the task ends
@@ -338,6 +340,25 @@ check_plugins() {
   out=$(crunchctl kinds 2>&1)
   [[ "$out" == *"from plugin wordfreq"* ]] || fail "crunchctl kinds does not show the plugin: $out"
   say "plugin kinds served: $(grep -oE '^(text|image)\.[a-z]+' <<<"$out" | tr '\n' ' ')"
+
+  # Rebuilt on disk, not reloaded, and every worker dies: the replacements
+  # still load the file the running kinds came from, which crunchd holds open
+  # (through /proc/self/fd, under the unit's ProtectProc= and ProcSubset=).
+  cp "$build_dir/plugins/imagekit.so" "$NSPAWN_ROOT$dir/wordfreq.so.new" &&
+    mv "$NSPAWN_ROOT$dir/wordfreq.so.new" "$NSPAWN_ROOT$dir/wordfreq.so" ||
+    fail "cannot replace $dir/wordfreq.so in the container"
+  local before victim
+  before=$(worker_pids)
+  for victim in $before; do in_ct 10 kill -KILL "$victim"; done
+  all_replaced() {
+    local now
+    now=$(worker_pids)
+    [ "$(wc -l <<<"$now")" = "$(wc -l <<<"$before")" ] && [ -z "$(comm -12 <(echo "$before") <(echo "$now"))" ]
+  }
+  wait_for 30 all_replaced || fail "workers not replaced in 30 s (now: $(worker_pids | tr '\n' ' '))"
+  out=$(printf 'b a B, c b! a' | in_ct 60 crunchctl --address "$ADDRESS" run text.wordfreq -p top=2 --input - 2>&1)
+  [ "$out" = "$(printf '3\tb\n2\ta')" ] || fail "text.wordfreq from a worker started after its file was replaced: '$out'"
+  ! journal_has "the CPU kinds differ" || fail "a worker loaded the replaced plugin file, not the one held"
 
   # Removed again: the kinds go with the next reload.
   in_ct 10 sed -i "s|^paths = \[\"$dir/wordfreq.so.*\$|# paths = []|" "$toml"
