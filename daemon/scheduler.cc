@@ -125,6 +125,7 @@ Scheduler::Scheduler(boost::asio::io_context& io, const Config& config,
 }
 
 Scheduler::~Scheduler() {
+  if (probe_thread_.joinable()) probe_thread_.join();
   if (io_pool_) io_pool_->Stop();
   if (cpu_) cpu_->Stop();
 }
@@ -628,22 +629,55 @@ void Scheduler::CheckDrained() {
   drained();
 }
 
-bool Scheduler::ReloadKinds(const Config& config) {
+void Scheduler::ReloadKinds(const Config& config) {
+  if (probing_) {
+    spdlog::info(
+        "SIGHUP: the [plugins] of the previous reload are still being read; "
+        "this reload's follow");
+    reprobe_ = config;
+    return;
+  }
   if (config.plugins.paths == config_.plugins.paths &&
       PluginFilesFingerprint(config.plugins.paths) == plugin_fingerprint_) {
-    return true;  // Nothing to do.
+    return;  // Nothing to do.
   }
-  absl::StatusOr<std::shared_ptr<const PluginFiles>> files =
-      PluginFiles::Open(config.plugins.paths);
-  absl::StatusOr<CpuKindCatalog> catalog =
-      files.ok() ? ProbeCpuKinds(config.cpu.worker_path, **files, kProbeTimeout)
-                 : absl::StatusOr<CpuKindCatalog>(files.status());
+  probing_ = true;
+  if (probe_thread_.joinable()) probe_thread_.join();  // The last probe's, which has ended.
+  // The probe's worker gets the parent-death signal when the thread that
+  // started it ends, so the thread lives until the probe returns.
+  probe_thread_ = std::thread([this, alive = std::weak_ptr<bool>(alive_), config] {
+    absl::StatusOr<std::shared_ptr<const PluginFiles>> files =
+        PluginFiles::Open(config.plugins.paths);
+    absl::StatusOr<CpuKindCatalog> catalog =
+        files.ok() ? ProbeCpuKinds(config.cpu.worker_path, **files, kProbeTimeout)
+                   : absl::StatusOr<CpuKindCatalog>(files.status());
+    boost::asio::post(io_, [this, alive, config, files = std::move(files),
+                            catalog = std::move(catalog)]() mutable {
+      if (alive.expired()) return;
+      probing_ = false;
+      ApplyKinds(config, std::move(files), std::move(catalog));
+      if (reprobe_) {
+        const Config next = *std::move(reprobe_);
+        reprobe_.reset();
+        ReloadKinds(next);
+      }
+    });
+  });
+}
+
+void Scheduler::ApplyKinds(const Config& config,
+                           absl::StatusOr<std::shared_ptr<const PluginFiles>> files,
+                           absl::StatusOr<CpuKindCatalog> catalog) {
+  if (draining_) {
+    spdlog::info("SIGHUP: draining; the new [plugins] kinds are not applied");
+    return;
+  }
   absl::StatusOr<KindRegistry> registry =
       catalog.ok() ? KindRegistry::Create(catalog->kinds, IoKinds(io_settings_))
                    : absl::StatusOr<KindRegistry>(catalog.status());
   if (!registry.ok()) {
     spdlog::error("SIGHUP: keeping the running kinds and workers: {}", registry.status().message());
-    return false;
+    return;
   }
   auto next = std::make_shared<const KindRegistry>(*std::move(registry));
 
@@ -695,13 +729,14 @@ bool Scheduler::ReloadKinds(const Config& config) {
   spdlog::info("SIGHUP: {} kinds now ({} before), {} CPU kinds from {} plugin file(s)",
                kinds_->kinds().size(), before, names.size(), config.plugins.paths.size());
   cpu_->ReloadKinds(*std::move(files), catalog->digest, std::move(names));
+  config_.plugins = config.plugins;
   SchedulePump();
-  return true;
 }
 
 void Scheduler::Reload(const Config& config) {
   Config applied = config;
-  if (!ReloadKinds(config)) applied.plugins = config_.plugins;
+  applied.plugins = config_.plugins;  // ApplyKinds changes them, once the probe succeeded.
+  ReloadKinds(config);
   cpu_queue_.set_capacity(config.cpu.queue_capacity);
   io_queue_.set_capacity(config.io.queue_capacity);
   io_pool_->set_max_output_bytes(config.limits.max_output_bytes);

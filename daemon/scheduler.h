@@ -50,8 +50,10 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
@@ -60,6 +62,7 @@
 #include "boost/asio/io_context.hpp"
 #include "boost/asio/steady_timer.hpp"
 #include "daemon/config.h"
+#include "daemon/cpu_kind_probe.h"
 #include "daemon/cpu_pool.h"
 #include "daemon/io_pool.h"
 #include "daemon/kind_registry.h"
@@ -144,7 +147,9 @@ class Scheduler final : private CpuPool::Listener {
   // Applies what can change without a restart (queue capacities, timeouts,
   // limits, I/O settings, log level, the [plugins]); the rest is logged as
   // needing one. New plugins (added, removed, or a file rebuilt) are read
-  // through a worker (daemon/cpu_kind_probe.h); if that fails, the running
+  // through a worker (daemon/cpu_kind_probe.h), on a thread of their own so
+  // that calls are answered meanwhile (a plugin's init may take seconds); a
+  // reload during that probe is applied after it. If the probe fails, the running
   // kinds and workers stay, workers started meanwhile (replacing one that
   // died, timed out or was recycled) still load the files those kinds came
   // from (daemon/plugin_files.h), and the error is logged. Otherwise calls are
@@ -210,8 +215,12 @@ class Scheduler final : private CpuPool::Listener {
   bool CountCrash(const KindSpec& spec, uint32_t cpu_index);
   // Ends every queued task of a quarantined kind.
   void FailQueuedOfKind(const KindSpec& spec, uint32_t cpu_index);
-  // The [plugins] part of Reload; false if the running kinds stay.
-  bool ReloadKinds(const Config& config);
+  // The [plugins] part of Reload: starts the probe if the plugins changed.
+  void ReloadKinds(const Config& config);
+  // On the io_context, once the probe of `config`'s plugins ended: the new
+  // kinds replace the running ones, or the error is logged.
+  void ApplyKinds(const Config& config, absl::StatusOr<std::shared_ptr<const PluginFiles>> files,
+                  absl::StatusOr<CpuKindCatalog> catalog);
   // Whether the task's kind is one of the current registry's (not retired by a reload).
   bool HasCurrentKind(const Task& task) const { return task.kinds == kinds_; }
 
@@ -238,6 +247,13 @@ class Scheduler final : private CpuPool::Listener {
   // The [plugins] files the running kinds came from, as opened
   // (PluginFiles::Fingerprint); the pool holds them open.
   std::string plugin_fingerprint_;
+  // A reload's probe runs on probe_thread_ (joined by the destructor, at most
+  // the probe's timeout); a reload meanwhile waits in reprobe_. alive_ lets
+  // the probe's result find out, on the io_context, that the scheduler is gone.
+  std::thread probe_thread_;
+  bool probing_ = false;
+  std::optional<Config> reprobe_;
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
   std::unique_ptr<CpuPool> cpu_;
   std::unique_ptr<IoPool> io_pool_;
   TaskQueue cpu_queue_;

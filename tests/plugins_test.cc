@@ -449,6 +449,43 @@ TEST(PluginReload, SighupAddsAndRemovesPluginsFromTheConfig) {
   EXPECT_TRUE(s.ok()) << s.error_message();
 }
 
+// A plugin's init may take seconds (reading a model); the reload reads the new
+// kinds on a thread of its own, so calls are answered meanwhile. Here the
+// probe cannot end until the test opens the gate, after its calls.
+TEST(PluginReload, CallsAreAnsweredWhileAReloadWaitsForASlowPluginInit) {
+  TempDir dir;
+  const std::string gate = dir / "gate";
+  ASSERT_EQ(::setenv("CRUNCH_TEST_SLOW_INIT_GATE", gate.c_str(), 1), 0);
+  const std::string config = dir / "crunchd.toml";
+  std::ofstream(config) << PluginsToml({});
+  auto d = StartDaemon({"--workers", "1", "--config", config});
+  ::unsetenv("CRUNCH_TEST_SLOW_INIT_GATE");
+  ASSERT_TRUE(d);
+  auto stub = d->NewStub();
+
+  std::ofstream(config) << PluginsToml({CRUNCH_TEST_PLUGIN_SLOW_INIT});
+  d->Signal(SIGHUP);
+  // Logged once the reload returned to the event loop, the probe still waiting.
+  for (int i = 0; i < 200 && d->Log().find("configuration reloaded") == std::string::npos; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(25));
+  }
+  ASSERT_THAT(d->Log(), HasSubstr("configuration reloaded"))
+      << "the reload did not return while the plugin's init was waiting";
+  v1::TaskResult r;
+  grpc::Status s = RunTask(*stub, "fib", {{"n", "10"}}, "", &r);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  EXPECT_EQ(r.output(), "55");
+  EXPECT_EQ(FindKind(ListKinds(*stub), "slow.ready"), nullptr);
+
+  std::ofstream(gate) << "open";
+  ASSERT_TRUE(d->WaitForStatus([&](const v1::DaemonStatus&) {
+    return FindKind(ListKinds(*stub), "slow.ready") != nullptr;
+  })) << d->Log();
+  s = RunTask(*stub, "slow.ready", {}, "", &r);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  EXPECT_EQ(r.output(), "ready");
+}
+
 TEST(PluginReload, ABrokenPluginOnSighupKeepsTheRunningKindsAndWorkers) {
   TempDir dir;
   dir.Install(CRUNCH_EXAMPLE_PLUGIN_WORDFREQ, "text.so");
