@@ -131,7 +131,11 @@ bool ParseWhole(const grpc::ByteBuffer& buffer, crunch::v1::TaskRequest* out) {
 
 }  // namespace
 
-bool DecodeTaskRequest(const grpc::ByteBuffer& buffer, crunch::v1::TaskRequest* out) {
+bool DecodeTaskRequest(const grpc::ByteBuffer& buffer, crunch::v1::TaskRequest* out,
+                       DecodePath* path) {
+  DecodePath ignored_path;
+  if (path == nullptr) path = &ignored_path;
+  *path = DecodePath::kWholeToProtobuf;
   std::vector<grpc::Slice> slices;
   if (!buffer.Dump(&slices).ok()) return false;
   SliceCursor cursor(slices);
@@ -177,6 +181,7 @@ bool DecodeTaskRequest(const grpc::ByteBuffer& buffer, crunch::v1::TaskRequest* 
     SliceCursor copy_from = field_start;
     copy_from.AppendTo(field_start.remaining() - cursor.remaining(), &others);
   }
+  *path = DecodePath::kScanned;
   if (!out->ParseFromString(others)) return false;
   if (payload_at.has_value()) {
     std::string payload;

@@ -36,10 +36,16 @@
 
 namespace crunch::rpc::internal {
 
+// How a message was decoded: by the scan (the payload copied once), or handed
+// whole to protobuf's parser.
+enum class DecodePath { kScanned, kWholeToProtobuf };
+
 // Replaces *out with the TaskRequest in `buffer`. Returns false if the bytes
 // are not a valid TaskRequest (protobuf's parser would refuse them). `buffer`
-// is left as it was.
-bool DecodeTaskRequest(const grpc::ByteBuffer& buffer, crunch::v1::TaskRequest* out);
+// is left as it was. If `path` is not null, says how (tests check that a
+// well-formed message never takes the slow way).
+bool DecodeTaskRequest(const grpc::ByteBuffer& buffer, crunch::v1::TaskRequest* out,
+                       DecodePath* path = nullptr);
 
 // A payload string from kPrefaultMinBytes on has its pages faulted in by one
 // madvise(MADV_POPULATE_WRITE) before the copy; from kHugePagesMinBytes on it

@@ -4,6 +4,7 @@
 #include <grpc/grpc.h>
 #include <gtest/gtest.h>
 
+#include <random>
 #include <string>
 #include <vector>
 
@@ -65,14 +66,21 @@ TaskRequest Full(size_t payload_bytes) {
 
 // The decoder must agree with protobuf's own parser on every input: the same
 // verdict, and the same message when both accept it.
-void ExpectSameAsProtobuf(const std::string& bytes, size_t slice_size) {
+// With `valid_means_scanned`, a message protobuf accepts must also have been
+// decoded by the scan (true of any message without groups).
+void ExpectSameAsProtobuf(const std::string& bytes, size_t slice_size,
+                          bool valid_means_scanned = false) {
   SCOPED_TRACE(absl::StrCat(bytes.size(), " bytes in slices of ", slice_size));
   TaskRequest expected;
   const bool expected_ok = expected.ParseFromString(bytes);
   TaskRequest decoded;
   decoded.set_kind("left over from before");
-  const bool ok = DecodeTaskRequest(Sliced(bytes, slice_size), &decoded);
+  DecodePath path = DecodePath::kWholeToProtobuf;
+  const bool ok = DecodeTaskRequest(Sliced(bytes, slice_size), &decoded, &path);
   ASSERT_EQ(ok, expected_ok);
+  if (ok && valid_means_scanned) {
+    EXPECT_EQ(path, DecodePath::kScanned);
+  }
   if (ok) {
     EXPECT_TRUE(MessageDifferencer::Equals(decoded, expected))
         << "decoded: " << decoded.ShortDebugString().substr(0, 500)
@@ -80,12 +88,22 @@ void ExpectSameAsProtobuf(const std::string& bytes, size_t slice_size) {
   }
 }
 
+// Decodes `bytes` and checks that the scan did it, not the fallback (which
+// would give the right answer too, slowly: a scan that gave up on valid input
+// would go unnoticed otherwise).
+bool DecodeScanned(const std::string& bytes, size_t slice_size, TaskRequest* out) {
+  DecodePath path = DecodePath::kWholeToProtobuf;
+  const bool ok = DecodeTaskRequest(Sliced(bytes, slice_size), out, &path);
+  EXPECT_EQ(path, DecodePath::kScanned) << absl::CEscape(bytes.substr(0, 100));
+  return ok;
+}
+
 TEST(DecodeTaskRequest, DecodesEveryFieldWhateverTheSlicing) {
   const TaskRequest request = Full(5000);
   const std::string bytes = request.SerializeAsString();
   for (size_t slice_size : {size_t{1}, size_t{2}, size_t{7}, size_t{4096}, bytes.size()}) {
     TaskRequest decoded;
-    ASSERT_TRUE(DecodeTaskRequest(Sliced(bytes, slice_size), &decoded)) << slice_size;
+    ASSERT_TRUE(DecodeScanned(bytes, slice_size, &decoded)) << slice_size;
     EXPECT_TRUE(MessageDifferencer::Equals(decoded, request)) << slice_size;
   }
 }
@@ -95,7 +113,7 @@ TEST(DecodeTaskRequest, ALargePayloadSplitAcrossManySlicesArrivesIntact) {
   const TaskRequest request = Full(kHugePagesMinBytes + 12345);
   const std::string bytes = request.SerializeAsString();
   TaskRequest decoded;
-  ASSERT_TRUE(DecodeTaskRequest(Sliced(bytes, 16 * 1024 + 3), &decoded));
+  ASSERT_TRUE(DecodeScanned(bytes, 16 * 1024 + 3, &decoded));
   EXPECT_EQ(decoded.payload().size(), request.payload().size());
   EXPECT_TRUE(decoded.payload() == request.payload());
   EXPECT_EQ(decoded.kind(), "sha256");
@@ -105,7 +123,7 @@ TEST(DecodeTaskRequest, ALargePayloadSplitAcrossManySlicesArrivesIntact) {
 TEST(DecodeTaskRequest, AnEmptyMessageIsAllDefaults) {
   TaskRequest decoded;
   decoded.set_payload("stale");
-  ASSERT_TRUE(DecodeTaskRequest(Sliced("", 1), &decoded));
+  ASSERT_TRUE(DecodeScanned("", 1, &decoded));
   EXPECT_TRUE(MessageDifferencer::Equals(decoded, TaskRequest()));
 }
 
@@ -114,7 +132,7 @@ TEST(DecodeTaskRequest, TheLastPayloadWins) {
       absl::StrCat(LengthDelimited(2, "first payload"), LengthDelimited(1, "sha256"),
                    LengthDelimited(2, "second"), LengthDelimited(7, "key"));
   TaskRequest decoded;
-  ASSERT_TRUE(DecodeTaskRequest(Sliced(bytes, 3), &decoded));
+  ASSERT_TRUE(DecodeScanned(bytes, 3, &decoded));
   EXPECT_EQ(decoded.payload(), "second");
   EXPECT_EQ(decoded.kind(), "sha256");
   EXPECT_EQ(decoded.idempotency_key(), "key");
@@ -131,11 +149,11 @@ TEST(DecodeTaskRequest, UnknownFieldsAreKeptAndSkippedCorrectly) {
                    LengthDelimited(102, LengthDelimited(2, "not the payload")),
                    LengthDelimited(2, "payload"), LengthDelimited(1, "noop"));
   TaskRequest decoded;
-  ASSERT_TRUE(DecodeTaskRequest(Sliced(bytes, 5), &decoded));
+  ASSERT_TRUE(DecodeScanned(bytes, 5, &decoded));
   EXPECT_EQ(decoded.payload(), "payload");
   EXPECT_EQ(decoded.kind(), "noop");
   for (size_t slice_size : {size_t{1}, size_t{5}, bytes.size()}) {
-    ExpectSameAsProtobuf(bytes, slice_size);
+    ExpectSameAsProtobuf(bytes, slice_size, /*valid_means_scanned=*/true);
   }
 }
 
@@ -146,7 +164,7 @@ TEST(DecodeTaskRequest, ThePayloadFieldWithAnotherWireTypeIsAnUnknownField) {
       absl::StrCat(Varint(2 << 3 | 0), Varint(300), LengthDelimited(2, "bytes"));
   ExpectSameAsProtobuf(bytes, 1);
   TaskRequest decoded;
-  ASSERT_TRUE(DecodeTaskRequest(Sliced(bytes, 1), &decoded));
+  ASSERT_TRUE(DecodeScanned(bytes, 1, &decoded));
   EXPECT_EQ(decoded.payload(), "bytes");
 }
 
@@ -157,11 +175,10 @@ TEST(DecodeTaskRequest, OverlongVarintsDecodeAsProtobufDecodesThem) {
                                    7),
                        1);
   TaskRequest decoded;
-  ASSERT_TRUE(DecodeTaskRequest(Sliced(std::string("\x92\x00\x83\x00"
-                                                   "abc",
-                                                   7),
-                                       2),
-                                &decoded));
+  ASSERT_TRUE(DecodeScanned(std::string("\x92\x00\x83\x00"
+                                        "abc",
+                                        7),
+                            2, &decoded));
   EXPECT_EQ(decoded.payload(), "abc");
 }
 
@@ -193,14 +210,51 @@ TEST(DecodeTaskRequest, GroupsAreLeftToProtobuf) {
                                          Varint(9 << 3 | 4), LengthDelimited(2, "after"));
   ExpectSameAsProtobuf(bytes, 2);
   TaskRequest decoded;
-  ASSERT_TRUE(DecodeTaskRequest(Sliced(bytes, 2), &decoded));
+  DecodePath path = DecodePath::kScanned;
+  ASSERT_TRUE(DecodeTaskRequest(Sliced(bytes, 2), &decoded, &path));
+  EXPECT_EQ(path, DecodePath::kWholeToProtobuf);
   EXPECT_EQ(decoded.payload(), "after");
 }
 
 TEST(DecodeTaskRequest, EveryTruncationGetsProtobufsVerdict) {
   const std::string bytes = Full(300).SerializeAsString();
   for (size_t cut = 0; cut <= bytes.size(); ++cut) {
-    ExpectSameAsProtobuf(bytes.substr(0, cut), 7);
+    ExpectSameAsProtobuf(bytes.substr(0, cut), 7, /*valid_means_scanned=*/true);
+  }
+}
+
+TEST(DecodeTaskRequest, RandomlyDamagedMessagesGetProtobufsVerdict) {
+  // Valid messages with bytes flipped, dropped, duplicated or inserted: the
+  // decoder and protobuf's parser must agree on every one. A fixed seed, so a
+  // failure replays.
+  std::mt19937 random(20261206);
+  const std::string base = absl::StrCat(Full(40).SerializeAsString(), LengthDelimited(2, "again"),
+                                        Varint(99 << 3 | 0), Varint(7));
+  for (int i = 0; i < 5000; ++i) {
+    std::string bytes = base;
+    const int edits = 1 + static_cast<int>(random() % 4);
+    for (int e = 0; e < edits && !bytes.empty(); ++e) {
+      const size_t at = random() % bytes.size();
+      switch (random() % 4) {
+        case 0:
+          bytes[at] = static_cast<char>(bytes[at] ^ (1 << (random() % 8)));
+          break;
+        case 1:
+          bytes.erase(at, 1 + random() % 4);
+          break;
+        case 2:
+          bytes.insert(at, bytes.substr(at, 1 + random() % 8));
+          break;
+        default:
+          bytes.insert(at, 1, static_cast<char>(random() % 256));
+          break;
+      }
+    }
+    ExpectSameAsProtobuf(bytes, 1 + random() % 16);
+    if (HasFailure()) {
+      ADD_FAILURE() << "input " << i << ": " << absl::CEscape(bytes);
+      return;
+    }
   }
 }
 
