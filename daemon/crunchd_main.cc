@@ -1,6 +1,7 @@
 // crunchd: the compute daemon. Parses options, loads the configuration and
 // hands over to crunch::daemon::Daemon with the gRPC front-end.
 
+#include <malloc.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -39,6 +40,16 @@ int main(int argc, char** argv) {
   // detector on: every lock gRPC takes then walks a lock graph (about 10% of
   // the daemon's instructions per task under callgrind, bench suite 8).
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
+  // Keep freed memory for reuse rather than handing it back at once. gRPC
+  // reads a request into slices of up to a few MiB and frees them once it is
+  // decoded; with glibc's defaults that memory is unmapped or trimmed, and the
+  // next large request faults every page in afresh: about 40% of the daemon's
+  // CPU per 64 MiB Run (bench suite 6). Fixed thresholds (which also stop
+  // glibc's dynamic ones) let each malloc arena keep up to 64 MiB free at its
+  // top; blocks of 32 MiB and more still come from mmap and are unmapped on
+  // free (a large payload's string: rpc/internal/task_request_decoder.h).
+  mallopt(M_MMAP_THRESHOLD, 32 << 20);
+  mallopt(M_TRIM_THRESHOLD, 64 << 20);
   CLI::App app(
       "crunchd: a compute daemon. CPU tasks run in worker processes over shared memory, "
       "blocking I/O tasks on a thread pool, all called over gRPC (crunch.v1.Crunch).",

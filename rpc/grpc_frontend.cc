@@ -28,8 +28,9 @@ namespace v1 = crunch::v1;
 using internal::UnaryCall;
 using Clock = std::chrono::steady_clock;
 
-using RunCall = UnaryCall<v1::TaskRequest, v1::TaskResult>;
-using SubmitCall = UnaryCall<v1::TaskRequest, v1::TaskRef>;
+// Run and Submit decode their requests themselves (internal/crunch_service.h).
+using RunCall = UnaryCall<v1::TaskRequest, v1::TaskResult, /*kRaw=*/true>;
+using SubmitCall = UnaryCall<v1::TaskRequest, v1::TaskRef, /*kRaw=*/true>;
 using WaitCall = UnaryCall<v1::TaskRef, v1::TaskResult>;
 using CancelCall = UnaryCall<v1::TaskRef, v1::CancelReply>;
 using ListKindsCall = UnaryCall<v1::ListKindsRequest, v1::ListKindsReply>;
@@ -319,16 +320,16 @@ absl::Status GrpcFrontend::Start() {
   for (auto& cq : cqs_) {
     grpc::ServerCompletionQueue* q = cq.get();
     // Requests for each method are awaited on every queue.
-    RunCall::Listen(&service_, q, &v1::Crunch::AsyncService::RequestRun, &io_, &g_handlers->run,
+    RunCall::Listen(&service_, q, &internal::CrunchService::RequestRun, &io_, &g_handlers->run,
                     /*watch_cancellation=*/true);
-    SubmitCall::Listen(&service_, q, &v1::Crunch::AsyncService::RequestSubmit, &io_,
+    SubmitCall::Listen(&service_, q, &internal::CrunchService::RequestSubmit, &io_,
                        &g_handlers->submit);
-    WaitCall::Listen(&service_, q, &v1::Crunch::AsyncService::RequestWait, &io_, &g_handlers->wait);
-    CancelCall::Listen(&service_, q, &v1::Crunch::AsyncService::RequestCancel, &io_,
+    WaitCall::Listen(&service_, q, &internal::CrunchService::RequestWait, &io_, &g_handlers->wait);
+    CancelCall::Listen(&service_, q, &internal::CrunchService::RequestCancel, &io_,
                        &g_handlers->cancel);
-    ListKindsCall::Listen(&service_, q, &v1::Crunch::AsyncService::RequestListKinds, &io_,
+    ListKindsCall::Listen(&service_, q, &internal::CrunchService::RequestListKinds, &io_,
                           &g_handlers->list_kinds);
-    StatusCall::Listen(&service_, q, &v1::Crunch::AsyncService::RequestStatus, &io_,
+    StatusCall::Listen(&service_, q, &internal::CrunchService::RequestStatus, &io_,
                        &g_handlers->status);
     internal::RunStreamCall::Listen(&service_, q, &io_, &scheduler_, checks);
     internal::RunBatchesCall::Listen(&service_, q, &io_, &scheduler_, checks);

@@ -45,6 +45,7 @@
 #include "daemon/daemon.h"
 #include "daemon/scheduler.h"
 #include "rpc/internal/call_authorizer.h"
+#include "rpc/internal/crunch_service.h"
 #include "rpc/internal/health_service.h"
 #include "rpc/unix_listener.h"
 
@@ -68,7 +69,7 @@ class GrpcFrontend final : public daemon::Frontend {
   struct Context {
     boost::asio::io_context* io;
     daemon::Scheduler* scheduler;
-    crunch::v1::Crunch::AsyncService* service;
+    internal::CrunchService* service;
     std::chrono::steady_clock::time_point started;
     const internal::CallAuthorizer* authorizer;  // Set by Start().
   };
@@ -85,7 +86,7 @@ class GrpcFrontend final : public daemon::Frontend {
   std::vector<std::string> listen_;
   int cq_thread_count_;
   Context context_;
-  crunch::v1::Crunch::AsyncService service_;
+  internal::CrunchService service_;
   internal::HealthService health_;
   std::unique_ptr<grpc::Server> server_;
   std::vector<std::unique_ptr<grpc::ServerCompletionQueue>> cqs_;

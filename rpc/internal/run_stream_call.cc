@@ -17,9 +17,9 @@ constexpr size_t kResultBatchBytes = 1 << 20;
 }  // namespace
 
 template <typename Messages>
-StreamCall<Messages>::StreamCall(crunch::v1::Crunch::AsyncService* service,
-                                 grpc::ServerCompletionQueue* cq, boost::asio::io_context* io,
-                                 daemon::Scheduler* scheduler, const CallAuthorizer* authorizer)
+StreamCall<Messages>::StreamCall(CrunchService* service, grpc::ServerCompletionQueue* cq,
+                                 boost::asio::io_context* io, daemon::Scheduler* scheduler,
+                                 const CallAuthorizer* authorizer)
     : service_(service),
       cq_(cq),
       io_(io),

@@ -37,6 +37,7 @@
 #include "daemon/scheduler.h"
 #include "rpc/internal/call.h"
 #include "rpc/internal/call_authorizer.h"
+#include "rpc/internal/crunch_service.h"
 
 namespace crunch::rpc::internal {
 
@@ -55,7 +56,7 @@ template <typename Messages>
 class StreamCall {
  public:
   // `authorizer` checks each call before its first read (call_authorizer.h).
-  static void Listen(crunch::v1::Crunch::AsyncService* service, grpc::ServerCompletionQueue* cq,
+  static void Listen(CrunchService* service, grpc::ServerCompletionQueue* cq,
                      boost::asio::io_context* io, daemon::Scheduler* scheduler,
                      const CallAuthorizer* authorizer) {
     new StreamCall(service, cq, io, scheduler, authorizer);
@@ -76,9 +77,8 @@ class StreamCall {
   using In = typename Messages::In;
   using Out = typename Messages::Out;
 
-  StreamCall(crunch::v1::Crunch::AsyncService* service, grpc::ServerCompletionQueue* cq,
-             boost::asio::io_context* io, daemon::Scheduler* scheduler,
-             const CallAuthorizer* authorizer);
+  StreamCall(CrunchService* service, grpc::ServerCompletionQueue* cq, boost::asio::io_context* io,
+             daemon::Scheduler* scheduler, const CallAuthorizer* authorizer);
   ~StreamCall() = default;
 
   void OnEvent(Op op, bool ok);
@@ -89,7 +89,7 @@ class StreamCall {
   void CancelTasksOnIoThread();
   void Unref();
 
-  crunch::v1::Crunch::AsyncService* service_;
+  CrunchService* service_;
   grpc::ServerCompletionQueue* cq_;
   boost::asio::io_context* io_;
   daemon::Scheduler* scheduler_;

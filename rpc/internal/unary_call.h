@@ -15,6 +15,12 @@
 // The call is deleted only after both events, the answer and the done report,
 // have come back.
 //
+// A call on a raw method (kRaw: Run and Submit, crunch_service.h) receives
+// the request's bytes and decodes them on the completion-queue thread, as
+// gRPC would have, with DecodeRequest (task_request_decoder.h); bytes that do
+// not decode get gRPC's own answer, INTERNAL "Unable to parse request", and
+// the handler never sees the call. Its reply is serialized here.
+//
 // Thread safety: the handler and its answer run on the io_context's thread;
 // Proceed() on the completion-queue thread. They never overlap: the answer is
 // the last thing the io side does with the call.
@@ -27,20 +33,32 @@
 #include <atomic>
 #include <functional>
 #include <optional>
+#include <type_traits>
+#include <variant>
 
 #include "boost/asio/io_context.hpp"
 #include "boost/asio/post.hpp"
 #include "crunch/v1/crunch.grpc.pb.h"
 #include "rpc/internal/call.h"
+#include "rpc/internal/crunch_service.h"
+#include "rpc/internal/task_request_decoder.h"
 
 namespace crunch::rpc::internal {
 
-template <typename RequestT, typename ReplyT>
+// The decoder of a raw method's request.
+inline bool DecodeRequest(const grpc::ByteBuffer& bytes, crunch::v1::TaskRequest* request) {
+  return DecodeTaskRequest(bytes, request);
+}
+
+template <typename RequestT, typename ReplyT, bool kRaw = false>
 class UnaryCall final : public Tag {
  public:
-  using Service = crunch::v1::Crunch::AsyncService;
-  using RequestMethod = void (Service::*)(grpc::ServerContext*, RequestT*,
-                                          grpc::ServerAsyncResponseWriter<ReplyT>*,
+  using Service = CrunchService;
+  // What gRPC hands over and takes back: the messages, or their bytes.
+  using WireRequest = std::conditional_t<kRaw, grpc::ByteBuffer, RequestT>;
+  using WireReply = std::conditional_t<kRaw, grpc::ByteBuffer, ReplyT>;
+  using RequestMethod = void (Service::*)(grpc::ServerContext*, WireRequest*,
+                                          grpc::ServerAsyncResponseWriter<WireReply>*,
                                           grpc::CompletionQueue*, grpc::ServerCompletionQueue*,
                                           void*);
   using Handler = std::function<void(UnaryCall*)>;
@@ -57,7 +75,20 @@ class UnaryCall final : public Tag {
   RequestT* mutable_request() { return &request_; }
   grpc::ServerContext& context() { return context_; }
 
-  void Reply(const ReplyT& reply) { responder_.Finish(reply, grpc::Status::OK, this); }
+  void Reply(const ReplyT& reply) {
+    if constexpr (kRaw) {
+      grpc::ByteBuffer bytes;
+      bool own_buffer = false;
+      grpc::Status s = grpc::SerializationTraits<ReplyT>::Serialize(reply, &bytes, &own_buffer);
+      if (!s.ok()) {
+        responder_.FinishWithError(s, this);
+        return;
+      }
+      responder_.Finish(bytes, grpc::Status::OK, this);
+    } else {
+      responder_.Finish(reply, grpc::Status::OK, this);
+    }
+  }
   void Fail(const grpc::Status& status) { responder_.FinishWithError(status, this); }
   // Runs on the io_context if the client cancels (only with watch_cancellation).
   void set_on_cancel(std::function<void()> on_cancel) { on_cancel_ = std::move(on_cancel); }
@@ -70,6 +101,14 @@ class UnaryCall final : public Tag {
       }
       started_ = true;
       Listen(service_, cq_, method_, io_, handler_, done_tag_.has_value());
+      if constexpr (kRaw) {
+        const bool decoded = DecodeRequest(wire_request_, &request_);
+        wire_request_.Clear();  // Frees the received slices now, not when the call ends.
+        if (!decoded) {
+          Fail(grpc::Status(grpc::StatusCode::INTERNAL, "Unable to parse request"));
+          return;
+        }
+      }
       boost::asio::post(*io_, [this] { (*handler_)(this); });
       return;
     }
@@ -111,7 +150,11 @@ class UnaryCall final : public Tag {
       refs_.store(2);
       context_.AsyncNotifyWhenDone(&*done_tag_);
     }
-    (service_->*method_)(&context_, &request_, &responder_, cq_, cq_, this);
+    if constexpr (kRaw) {
+      (service_->*method_)(&context_, &wire_request_, &responder_, cq_, cq_, this);
+    } else {
+      (service_->*method_)(&context_, &request_, &responder_, cq_, cq_, this);
+    }
   }
   ~UnaryCall() = default;
 
@@ -126,7 +169,8 @@ class UnaryCall final : public Tag {
   const Handler* handler_;
   grpc::ServerContext context_;
   RequestT request_;
-  grpc::ServerAsyncResponseWriter<ReplyT> responder_;
+  std::conditional_t<kRaw, grpc::ByteBuffer, std::monostate> wire_request_;
+  grpc::ServerAsyncResponseWriter<WireReply> responder_;
   bool started_ = false;
   std::optional<DoneTag> done_tag_;
   std::atomic<int> refs_{1};         // Events still to come: the answer, and the done report.

@@ -1,0 +1,262 @@
+#include "rpc/internal/task_request_decoder.h"
+
+#include <google/protobuf/util/message_differencer.h>
+#include <grpc/grpc.h>
+#include <gtest/gtest.h>
+
+#include <random>
+#include <string>
+#include <vector>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
+
+namespace crunch::rpc::internal {
+namespace {
+
+using crunch::v1::TaskRequest;
+using google::protobuf::util::MessageDifferencer;
+
+class GrpcEnvironment : public ::testing::Environment {
+ public:
+  void SetUp() override { grpc_init(); }
+  void TearDown() override { grpc_shutdown(); }
+};
+const auto* const kEnvironment = ::testing::AddGlobalTestEnvironment(new GrpcEnvironment);
+
+// `bytes` as gRPC might deliver them: slices of `slice_size` bytes (the last
+// one shorter), with an empty slice between each two.
+grpc::ByteBuffer Sliced(const std::string& bytes, size_t slice_size) {
+  std::vector<grpc::Slice> slices;
+  for (size_t at = 0; at < bytes.size(); at += slice_size) {
+    slices.emplace_back(bytes.data() + at, std::min(slice_size, bytes.size() - at));
+    slices.emplace_back();
+  }
+  return grpc::ByteBuffer(slices.data(), slices.size());
+}
+
+// Field helpers for hand-made wire format.
+std::string Varint(uint64_t v) {
+  std::string out;
+  while (v >= 0x80) {
+    out.push_back(static_cast<char>((v & 0x7f) | 0x80));
+    v >>= 7;
+  }
+  out.push_back(static_cast<char>(v));
+  return out;
+}
+std::string LengthDelimited(int field, const std::string& value) {
+  return absl::StrCat(Varint(static_cast<uint64_t>(field) << 3 | 2), Varint(value.size()), value);
+}
+
+TaskRequest Full(size_t payload_bytes) {
+  TaskRequest r;
+  r.set_kind("sha256");
+  std::string payload(payload_bytes, '\0');
+  for (size_t i = 0; i < payload.size(); ++i) payload[i] = static_cast<char>(i * 131 + i / 7);
+  r.set_payload(payload);
+  (*r.mutable_params())["n"] = "30";
+  (*r.mutable_params())["url"] = "http://localhost/";
+  r.set_tag(0xfedcba9876543210ULL);
+  r.set_timeout_ms(1234);
+  r.set_priority(-7);
+  r.set_idempotency_key("key-1");
+  return r;
+}
+
+// The decoder must agree with protobuf's own parser on every input: the same
+// verdict, and the same message when both accept it.
+// With `valid_means_scanned`, a message protobuf accepts must also have been
+// decoded by the scan (true of any message without groups).
+void ExpectSameAsProtobuf(const std::string& bytes, size_t slice_size,
+                          bool valid_means_scanned = false) {
+  SCOPED_TRACE(absl::StrCat(bytes.size(), " bytes in slices of ", slice_size));
+  TaskRequest expected;
+  const bool expected_ok = expected.ParseFromString(bytes);
+  TaskRequest decoded;
+  decoded.set_kind("left over from before");
+  DecodePath path = DecodePath::kWholeToProtobuf;
+  const bool ok = DecodeTaskRequest(Sliced(bytes, slice_size), &decoded, &path);
+  ASSERT_EQ(ok, expected_ok);
+  if (ok && valid_means_scanned) {
+    EXPECT_EQ(path, DecodePath::kScanned);
+  }
+  if (ok) {
+    EXPECT_TRUE(MessageDifferencer::Equals(decoded, expected))
+        << "decoded: " << decoded.ShortDebugString().substr(0, 500)
+        << "\nexpected: " << expected.ShortDebugString().substr(0, 500);
+  }
+}
+
+// Decodes `bytes` and checks that the scan did it, not the fallback (which
+// would give the right answer too, slowly: a scan that gave up on valid input
+// would go unnoticed otherwise).
+bool DecodeScanned(const std::string& bytes, size_t slice_size, TaskRequest* out) {
+  DecodePath path = DecodePath::kWholeToProtobuf;
+  const bool ok = DecodeTaskRequest(Sliced(bytes, slice_size), out, &path);
+  EXPECT_EQ(path, DecodePath::kScanned) << absl::CEscape(bytes.substr(0, 100));
+  return ok;
+}
+
+TEST(DecodeTaskRequest, DecodesEveryFieldWhateverTheSlicing) {
+  const TaskRequest request = Full(5000);
+  const std::string bytes = request.SerializeAsString();
+  for (size_t slice_size : {size_t{1}, size_t{2}, size_t{7}, size_t{4096}, bytes.size()}) {
+    TaskRequest decoded;
+    ASSERT_TRUE(DecodeScanned(bytes, slice_size, &decoded)) << slice_size;
+    EXPECT_TRUE(MessageDifferencer::Equals(decoded, request)) << slice_size;
+  }
+}
+
+TEST(DecodeTaskRequest, ALargePayloadSplitAcrossManySlicesArrivesIntact) {
+  // Over kHugePagesMinBytes, so its string is advised and pre-faulted.
+  const TaskRequest request = Full(kHugePagesMinBytes + 12345);
+  const std::string bytes = request.SerializeAsString();
+  TaskRequest decoded;
+  ASSERT_TRUE(DecodeScanned(bytes, 16 * 1024 + 3, &decoded));
+  EXPECT_EQ(decoded.payload().size(), request.payload().size());
+  EXPECT_TRUE(decoded.payload() == request.payload());
+  EXPECT_EQ(decoded.kind(), "sha256");
+  EXPECT_EQ(decoded.tag(), request.tag());
+}
+
+TEST(DecodeTaskRequest, AnEmptyMessageIsAllDefaults) {
+  TaskRequest decoded;
+  decoded.set_payload("stale");
+  ASSERT_TRUE(DecodeScanned("", 1, &decoded));
+  EXPECT_TRUE(MessageDifferencer::Equals(decoded, TaskRequest()));
+}
+
+TEST(DecodeTaskRequest, TheLastPayloadWins) {
+  const std::string bytes =
+      absl::StrCat(LengthDelimited(2, "first payload"), LengthDelimited(1, "sha256"),
+                   LengthDelimited(2, "second"), LengthDelimited(7, "key"));
+  TaskRequest decoded;
+  ASSERT_TRUE(DecodeScanned(bytes, 3, &decoded));
+  EXPECT_EQ(decoded.payload(), "second");
+  EXPECT_EQ(decoded.kind(), "sha256");
+  EXPECT_EQ(decoded.idempotency_key(), "key");
+  ExpectSameAsProtobuf(bytes, 3);
+  // Repeated scalars other than the payload are left to protobuf: last wins too.
+  ExpectSameAsProtobuf(absl::StrCat(LengthDelimited(1, "a"), LengthDelimited(1, "b")), 1);
+}
+
+TEST(DecodeTaskRequest, UnknownFieldsAreKeptAndSkippedCorrectly) {
+  const std::string bytes =
+      absl::StrCat(Varint(99 << 3 | 0), Varint(1ULL << 62),                // varint, 9 bytes
+                   Varint(100 << 3 | 5), std::string("\x01\x02\x03\x04"),  // fixed32
+                   Varint(101 << 3 | 1), std::string(8, '\x12'),  // fixed64 of tag-like bytes
+                   LengthDelimited(102, LengthDelimited(2, "not the payload")),
+                   LengthDelimited(2, "payload"), LengthDelimited(1, "noop"));
+  TaskRequest decoded;
+  ASSERT_TRUE(DecodeScanned(bytes, 5, &decoded));
+  EXPECT_EQ(decoded.payload(), "payload");
+  EXPECT_EQ(decoded.kind(), "noop");
+  for (size_t slice_size : {size_t{1}, size_t{5}, bytes.size()}) {
+    ExpectSameAsProtobuf(bytes, slice_size, /*valid_means_scanned=*/true);
+  }
+}
+
+TEST(DecodeTaskRequest, ThePayloadFieldWithAnotherWireTypeIsAnUnknownField) {
+  // Field 2 as a varint, then as the real thing: protobuf keeps the first as
+  // an unknown field.
+  const std::string bytes =
+      absl::StrCat(Varint(2 << 3 | 0), Varint(300), LengthDelimited(2, "bytes"));
+  ExpectSameAsProtobuf(bytes, 1);
+  TaskRequest decoded;
+  ASSERT_TRUE(DecodeScanned(bytes, 1, &decoded));
+  EXPECT_EQ(decoded.payload(), "bytes");
+}
+
+TEST(DecodeTaskRequest, OverlongVarintsDecodeAsProtobufDecodesThem) {
+  // Tag 18 (field 2, length-delimited) and the length 3, each in two bytes.
+  ExpectSameAsProtobuf(std::string("\x92\x00\x83\x00"
+                                   "abc",
+                                   7),
+                       1);
+  TaskRequest decoded;
+  ASSERT_TRUE(DecodeScanned(std::string("\x92\x00\x83\x00"
+                                        "abc",
+                                        7),
+                            2, &decoded));
+  EXPECT_EQ(decoded.payload(), "abc");
+}
+
+TEST(DecodeTaskRequest, MalformedInputIsRefusedAsProtobufRefusesIt) {
+  const std::vector<std::string> cases = {
+      std::string(11, '\xff'),                         // a tag that never ends
+      std::string("\x0a\x64kind", 6),                  // kind: 100 bytes announced, 4 there
+      std::string("\x0a\x02\xc3\x28", 4),              // kind not UTF-8
+      std::string("\x12\x64payload", 9),               // payload: 100 bytes announced, 7 there
+      std::string("\x12\xff\xff\xff\xff\x0f", 6),      // payload length over 2^31
+      std::string("\x12\x80\x80\x80\x80\x80\x01", 7),  // payload length in 6 bytes
+      std::string("\x00\x01", 2),                      // field number 0
+      std::string("\x0f", 1),                          // wire type 7
+      std::string("\x0c", 1),                          // an end-group with no start
+      absl::StrCat(LengthDelimited(2, "ok"), std::string("\x1a\x03\x0a\x01", 4)),  // params cut
+      LengthDelimited(3, std::string("\x0a\x02\xc3\x28", 4)),  // a param name not UTF-8
+  };
+  for (const std::string& bytes : cases) {
+    TaskRequest decoded;
+    EXPECT_FALSE(DecodeTaskRequest(Sliced(bytes, 1), &decoded)) << absl::CEscape(bytes);
+    ExpectSameAsProtobuf(bytes, 1);
+    ExpectSameAsProtobuf(bytes, 3);
+  }
+}
+
+TEST(DecodeTaskRequest, GroupsAreLeftToProtobuf) {
+  // An unknown group (field 9) holding a varint; protobuf keeps it.
+  const std::string bytes = absl::StrCat(Varint(9 << 3 | 3), Varint(1 << 3 | 0), Varint(5),
+                                         Varint(9 << 3 | 4), LengthDelimited(2, "after"));
+  ExpectSameAsProtobuf(bytes, 2);
+  TaskRequest decoded;
+  DecodePath path = DecodePath::kScanned;
+  ASSERT_TRUE(DecodeTaskRequest(Sliced(bytes, 2), &decoded, &path));
+  EXPECT_EQ(path, DecodePath::kWholeToProtobuf);
+  EXPECT_EQ(decoded.payload(), "after");
+}
+
+TEST(DecodeTaskRequest, EveryTruncationGetsProtobufsVerdict) {
+  const std::string bytes = Full(300).SerializeAsString();
+  for (size_t cut = 0; cut <= bytes.size(); ++cut) {
+    ExpectSameAsProtobuf(bytes.substr(0, cut), 7, /*valid_means_scanned=*/true);
+  }
+}
+
+TEST(DecodeTaskRequest, RandomlyDamagedMessagesGetProtobufsVerdict) {
+  // Valid messages with bytes flipped, dropped, duplicated or inserted: the
+  // decoder and protobuf's parser must agree on every one. A fixed seed, so a
+  // failure replays.
+  std::mt19937 random(20261206);
+  const std::string base = absl::StrCat(Full(40).SerializeAsString(), LengthDelimited(2, "again"),
+                                        Varint(99 << 3 | 0), Varint(7));
+  for (int i = 0; i < 5000; ++i) {
+    std::string bytes = base;
+    const int edits = 1 + static_cast<int>(random() % 4);
+    for (int e = 0; e < edits && !bytes.empty(); ++e) {
+      const size_t at = random() % bytes.size();
+      switch (random() % 4) {
+        case 0:
+          bytes[at] = static_cast<char>(bytes[at] ^ (1 << (random() % 8)));
+          break;
+        case 1:
+          bytes.erase(at, 1 + random() % 4);
+          break;
+        case 2:
+          bytes.insert(at, bytes.substr(at, 1 + random() % 8));
+          break;
+        default:
+          bytes.insert(at, 1, static_cast<char>(random() % 256));
+          break;
+      }
+    }
+    ExpectSameAsProtobuf(bytes, 1 + random() % 16);
+    if (HasFailure()) {
+      ADD_FAILURE() << "input " << i << ": " << absl::CEscape(bytes);
+      return;
+    }
+  }
+}
+
+}  // namespace
+}  // namespace crunch::rpc::internal
