@@ -73,7 +73,7 @@ constexpr absl::string_view kLimitsKeys[] = {"max_payload_bytes", "max_output_by
                                              "max_queued_bytes", "max_params", "max_param_bytes"};
 constexpr absl::string_view kLogKeys[] = {"level", "format"};
 constexpr absl::string_view kMetricsKeys[] = {"listen"};
-constexpr absl::string_view kPluginsKeys[] = {"paths"};
+constexpr absl::string_view kPluginsKeys[] = {"paths", "init_timeout_ms"};
 
 struct TableSchema {
   absl::string_view name;
@@ -130,6 +130,7 @@ constexpr IntRule kMaxQueuedBytesRule{.min = kMiB, .max = 1024 * kGiB, .bytes = 
 constexpr IntRule kMaxParamsRule{.min = 1, .max = 1024};
 constexpr IntRule kMaxParamBytesRule{.min = 1, .max = kMiB, .bytes = true};
 // uid_t/gid_t, without (uid_t)-1, which means "no id".
+constexpr IntRule kPluginInitTimeoutMsRule{.min = 100, .max = 600'000};
 constexpr IntRule kIdRule{.min = 0, .max = 4'294'967'294};
 
 // The bearer token's length, in visible ASCII characters.
@@ -631,7 +632,8 @@ absl::Status CheckPluginPath(absl::string_view path) {
 }
 
 absl::Status ReadPlugins(const TableReader& t, PluginsConfig* c) {
-  return t.StringList("paths", CheckPluginPath, &c->paths);
+  CRUNCH_RETURN_IF_ERROR(t.StringList("paths", CheckPluginPath, &c->paths));
+  return t.Int("init_timeout_ms", kPluginInitTimeoutMsRule, &c->init_timeout_ms);
 }
 
 // Unknown tables, keys outside any table, known tables that are not tables, unknown keys.
@@ -1001,7 +1003,8 @@ std::string DescribeConfig(const Config& config) {
       "\n[metrics]\n",
       "listen = ", TomlString(metrics.listen), "\n",
       "\n[plugins]\n",
-      "paths = ", TomlStringArray(plugins.paths), "\n");
+      "paths = ", TomlStringArray(plugins.paths), "\n",
+      "init_timeout_ms = ", plugins.init_timeout_ms, "\n");
   // clang-format on
 }
 

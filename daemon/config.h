@@ -176,6 +176,10 @@ struct PluginsConfig {
   // Workers load them in this order after the built-in kinds; a kind name
   // defined twice is an error naming both files (daemon/kinds/plugin_loader.h).
   std::vector<std::string> paths;
+  // How long a worker may take to load the kinds (every plugin's
+  // crunch_plugin_init) and attach; also the limit of the probe that reads
+  // them for the daemon. 100..600000.
+  uint32_t init_timeout_ms = 10000;
 
   bool operator==(const PluginsConfig&) const = default;
 };

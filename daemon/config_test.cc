@@ -119,6 +119,10 @@ format = "json"
 
 [metrics]
 listen = "127.0.0.1:9464"
+
+[plugins]
+paths = ["/usr/lib/crunch/plugins/a.so", "/opt/b.so"]
+init_timeout_ms = 60000
 )";
 
 Config EveryKeyConfig() {
@@ -164,6 +168,8 @@ Config EveryKeyConfig() {
   c.log.level = "debug";
   c.log.format = "json";
   c.metrics.listen = "127.0.0.1:9464";
+  c.plugins.paths = {"/usr/lib/crunch/plugins/a.so", "/opt/b.so"};
+  c.plugins.init_timeout_ms = 60000;
   return c;
 }
 
@@ -346,6 +352,8 @@ TEST(ParseConfig, RejectsBadWorkerLimitsSayingWhatIsAllowed) {
             "(or 0 for never quarantine), got 1001");
   EXPECT_EQ(ParseError("[cpu]\nquarantine_ms = 0\n").message(),
             "crunchd.toml:2: [cpu] quarantine_ms must be an integer in 1..86400000, got 0");
+  EXPECT_EQ(ParseError("[plugins]\ninit_timeout_ms = 99\n").message(),
+            "crunchd.toml:2: [plugins] init_timeout_ms must be an integer in 100..600000, got 99");
   EXPECT_EQ(ParseError("[cpu]\nseccomp = \"no\"\n").message(),
             "crunchd.toml:2: [cpu] seccomp must be true or false, got \"no\" (a string)");
 }
@@ -805,7 +813,7 @@ TEST(DefaultToml, DocumentsEveryKey) {
   const std::set<std::string> documented =
       QualifiedKeys(Uncommented(ReadFile(CRUNCH_DEFAULT_TOML)));
   const std::set<std::string> known = QualifiedKeys(DescribeConfig(Config{}));
-  EXPECT_EQ(known.size(), 42u);
+  EXPECT_EQ(known.size(), 43u);
   EXPECT_EQ(documented, known);
 }
 

@@ -17,7 +17,6 @@
 namespace crunch::daemon {
 namespace {
 
-constexpr std::chrono::seconds kAttachTimeout{10};
 constexpr std::chrono::milliseconds kMaxBackoff{5000};
 // How long a cancelled task's kernel has to notice the request (through
 // crunch_task_should_stop) before its worker is killed. The built-in kernels
@@ -164,11 +163,13 @@ absl::Status CpuPool::Spawn(Worker& w) {
                           [this, &w](boost::system::error_code ec) {
                             if (!ec) OnExit(w);
                           });
-  w.timer.expires_after(kAttachTimeout);
+  w.timer.expires_after(options_.attach_timeout);
   w.timer.async_wait([this, &w](boost::system::error_code ec) {
     if (ec || w.state != State::kStarting || !w.child) return;
-    spdlog::error("worker {} (slot {}) did not attach within {} s; killing it", w.pid, w.slot,
-                  kAttachTimeout.count());
+    spdlog::error(
+        "worker {} (slot {}) did not load its kinds and attach within {} ms "
+        "([plugins] init_timeout_ms); killing it",
+        w.pid, w.slot, options_.attach_timeout.count());
     (void)w.child->Signal(SIGKILL);
   });
   spdlog::debug("worker {} started on slot {}", w.pid, w.slot);

@@ -96,6 +96,9 @@ struct CpuPoolOptions {
   uint64_t max_tasks_per_worker = 0;  // 0: never recycle for the count.
   uint64_t max_worker_rss_bytes = 0;  // 0: never recycle for memory.
   WorkerLimits limits;                // Applied by each worker to itself.
+  // How long a worker may take from its start to attaching (it loads the
+  // kinds, every plugin's init, first); past it, it is killed and restarted.
+  std::chrono::milliseconds attach_timeout{10000};
   // The [plugins] files, held open and handed to each worker, which loads
   // them in this order, and the digest of the kind catalog they make
   // (daemon/cpu_kind_probe.h), which each worker checks. Null: no plugins.
@@ -177,6 +180,8 @@ class CpuPool {
   std::vector<WorkerSnapshot> Snapshot() const;
   // Changes the recycling limits (a reload); 0 turns one off.
   void SetRecycling(uint64_t max_tasks_per_worker, uint64_t max_worker_rss_bytes);
+  // Changes attach_timeout (a reload) for workers started from now on.
+  void SetAttachTimeout(std::chrono::milliseconds timeout) { options_.attach_timeout = timeout; }
   // New kinds (a reload that changed the [plugins]): replaces every worker,
   // one at a time, by one started with these; see "Kinds and reloads" above.
   // Every worker started from now on, a replacement of an old one included,

@@ -20,7 +20,6 @@ using Clock = std::chrono::steady_clock;
 constexpr uint64_t kMinOutputCapacity = 1024;
 // How long a worker may take to list the CPU kinds (plugins' init included):
 // as long as CpuPool gives a new worker to attach.
-constexpr std::chrono::seconds kProbeTimeout{10};
 
 uint64_t Micros(Clock::duration d) {
   return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(d).count());
@@ -70,7 +69,8 @@ absl::StatusOr<std::unique_ptr<Scheduler>> Scheduler::Create(boost::asio::io_con
       PluginFiles::Open(config.plugins.paths);
   if (!plugin_files.ok()) return plugin_files.status();
   absl::StatusOr<CpuKindCatalog> cpu_kinds =
-      ProbeCpuKinds(config.cpu.worker_path, **plugin_files, kProbeTimeout);
+      ProbeCpuKinds(config.cpu.worker_path, **plugin_files,
+                    std::chrono::milliseconds(config.plugins.init_timeout_ms));
   if (!cpu_kinds.ok()) return cpu_kinds.status();
   std::vector<std::string> cpu_kind_names;
   for (const KindSpec& k : cpu_kinds->kinds) cpu_kind_names.push_back(k.name);
@@ -95,6 +95,7 @@ absl::StatusOr<std::unique_ptr<Scheduler>> Scheduler::Create(boost::asio::io_con
   cpu.limits.open_files = config.cpu.worker_open_files;
   cpu.limits.seccomp = config.cpu.seccomp;
   cpu.plugin_files = *std::move(plugin_files);
+  cpu.attach_timeout = std::chrono::milliseconds(config.plugins.init_timeout_ms);
   cpu.kinds_digest = cpu_kinds->digest;
   cpu.kind_names = std::move(cpu_kind_names);
   absl::StatusOr<std::unique_ptr<CpuPool>> pool = CpuPool::Create(io, cpu, s.get());
@@ -649,7 +650,8 @@ void Scheduler::ReloadKinds(const Config& config) {
     absl::StatusOr<std::shared_ptr<const PluginFiles>> files =
         PluginFiles::Open(config.plugins.paths);
     absl::StatusOr<CpuKindCatalog> catalog =
-        files.ok() ? ProbeCpuKinds(config.cpu.worker_path, **files, kProbeTimeout)
+        files.ok() ? ProbeCpuKinds(config.cpu.worker_path, **files,
+                                   std::chrono::milliseconds(config.plugins.init_timeout_ms))
                    : absl::StatusOr<CpuKindCatalog>(files.status());
     boost::asio::post(io_, [this, alive, config, files = std::move(files),
                             catalog = std::move(catalog)]() mutable {
@@ -741,6 +743,7 @@ void Scheduler::Reload(const Config& config) {
   io_queue_.set_capacity(config.io.queue_capacity);
   io_pool_->set_max_output_bytes(config.limits.max_output_bytes);
   cpu_->SetRecycling(config.cpu.max_tasks_per_worker, config.cpu.max_worker_rss_bytes);
+  cpu_->SetAttachTimeout(std::chrono::milliseconds(config.plugins.init_timeout_ms));
   if (config.cpu.quarantine_after == 0) {  // Quarantine turned off: lift any that runs.
     for (KindHealth& health : kind_health_) health.quarantined_until = Clock::time_point();
   }

@@ -318,6 +318,19 @@ TEST(PluginLoading, TwoPluginsClaimingOneKindNameBothFiles) {
   EXPECT_THAT(log, HasSubstr(CRUNCH_TEST_PLUGIN_DUPLICATE));
 }
 
+TEST(PluginLoading, AnInitPastInitTimeoutMsStopsTheStartSayingSo) {
+  TempDir dir;
+  // The gate never opens: slow_init.so's init waits until the probe gives up.
+  ASSERT_EQ(::setenv("CRUNCH_TEST_SLOW_INIT_GATE", (dir / "gate").c_str(), 1), 0);
+  absl::StatusOr<std::unique_ptr<DaemonProcess>> d = DaemonProcess::Start(
+      {"--workers", "1"},
+      absl::StrCat(PluginsToml({CRUNCH_TEST_PLUGIN_SLOW_INIT}), "init_timeout_ms = 300\n"));
+  ::unsetenv("CRUNCH_TEST_SLOW_INIT_GATE");
+  ASSERT_FALSE(d.ok()) << "crunchd started though its plugin's init never ended";
+  EXPECT_THAT(d.status().message(), HasSubstr("within 300 ms"));
+  EXPECT_THAT(d.status().message(), HasSubstr("crunch_plugin_init may hang"));
+}
+
 TEST(PluginLoading, AMissingOrRelativePathIsRefusedNamingIt) {
   EXPECT_THAT(StartFailure({"/nonexistent/plugin.so"}), HasSubstr("/nonexistent/plugin.so"));
   const std::string log = StartFailure({"relative/plugin.so"});
