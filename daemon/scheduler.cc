@@ -634,7 +634,7 @@ void Scheduler::ReloadKinds(const Config& config) {
   if (probing_) {
     spdlog::info(
         "SIGHUP: the [plugins] of the previous reload are still being read; "
-        "this reload's follow");
+        "this reload's are read next");
     reprobe_ = config;
     return;
   }
