@@ -7,6 +7,7 @@
 # Where things go (Debian's places):
 #   /usr/bin/crunchd, /usr/bin/crunchctl
 #   /usr/libexec/crunchd/crunch_worker      found by crunchd from /usr/bin (../libexec/crunchd)
+#   /usr/lib/crunchd/plugins/{wordfreq,imagekit}.so   the example plugins (not loaded by default)
 #   /etc/crunchd/crunchd.toml               systemd/crunchd.toml listening on the service socket
 #   /usr/lib/systemd/system/crunchd.{service,socket}
 #   /usr/lib/sysusers.d/crunchd.conf, /usr/lib/tmpfiles.d/crunchd.conf
@@ -53,6 +54,8 @@ set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS ${PROJECT_SOURCE_
 
 install(TARGETS crunchd crunchctl RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
 install(TARGETS crunch_worker RUNTIME DESTINATION ${CMAKE_INSTALL_LIBEXECDIR}/crunchd)
+# The example plugins (daemon/plugin/examples), ready to list in [plugins] paths.
+install(TARGETS wordfreq imagekit LIBRARY DESTINATION lib/crunchd/plugins)
 install(FILES ${CMAKE_BINARY_DIR}/packaging/crunchd.toml DESTINATION ${CRUNCH_SYSCONF_DIR})
 install(FILES ${PROJECT_SOURCE_DIR}/systemd/crunchd.service ${PROJECT_SOURCE_DIR}/systemd/crunchd.socket
         DESTINATION lib/systemd/system)

@@ -148,8 +148,10 @@ check_install() {
   in_ct 10 test -d /run/crunchd || fail "postinst did not create /run/crunchd"
   local f
   for f in /usr/include/crunch/v1/crunch.proto /usr/include/crunch/v1/crunch.grpc.pb.h \
-    /usr/lib/x86_64-linux-gnu/libcrunch_proto.a; do
-    in_ct 10 test -f "$f" || fail "the package does not install $f (the public API)"
+    /usr/lib/x86_64-linux-gnu/libcrunch_proto.a /usr/include/crunch/plugin.h \
+    /usr/share/cmake/crunch/crunchConfig.cmake /usr/share/pkgconfig/crunch-plugin.pc \
+    /usr/lib/crunchd/plugins/wordfreq.so /usr/lib/crunchd/plugins/imagekit.so; do
+    in_ct 10 test -f "$f" || fail "the package does not install $f (the public API, the plugin SDK and examples)"
   done
   local enabled
   enabled=$(in_ct 10 systemctl is-enabled crunchd.service crunchd.socket | tr '\n' ' ')
