@@ -18,8 +18,9 @@ using Clock = std::chrono::steady_clock;
 // Every CPU task is lent at least this much output space, so that an error
 // message always fits.
 constexpr uint64_t kMinOutputCapacity = 1024;
-// How long a worker may take to list the CPU kinds (plugins' init included):
-// as long as CpuPool gives a new worker to attach.
+// During a rolling reload, how many queued CPU tasks behind a front one that
+// no ready worker can take are tried (PumpCpu).
+constexpr size_t kReloadLookahead = 64;
 
 uint64_t Micros(Clock::duration d) {
   return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(d).count());
@@ -225,27 +226,50 @@ void Scheduler::Pump() {
   PumpIo();
 }
 
-void Scheduler::PumpCpu() {
+CpuPool::DispatchResult Scheduler::DispatchCpu(Task* task) {
   const KernelLimits limits{config_.limits.max_output_bytes};
-  bool dispatched = false;
-  while (std::optional<TaskQueue::Key> key = cpu_queue_.Front()) {
-    Task* task = live_.at(key->task_id).get();
-    const std::string header = EncodeParamsHeader(task->params);
-    const std::span<const std::byte> parts[] = {AsBytes(header), AsBytes(task->request.payload)};
-    const uint64_t capacity =
-        std::max(kMinOutputCapacity, OutputCapacity(*task->spec, parts[1].size(), limits));
-    uint32_t pid = 0;
-    const auto deadline_ns = static_cast<uint64_t>(
-        std::chrono::duration_cast<std::chrono::nanoseconds>(task->deadline.time_since_epoch())
-            .count());
-    if (cpu_->Dispatch(task->id, task->cpu_index, parts, capacity, deadline_ns, &pid) !=
-        CpuPool::DispatchResult::kOk) {
-      break;  // Retried when a worker reports capacity.
-    }
-    cpu_queue_.PopFront();
+  const std::string header = EncodeParamsHeader(task->params);
+  const std::span<const std::byte> parts[] = {AsBytes(header), AsBytes(task->request.payload)};
+  const uint64_t capacity =
+      std::max(kMinOutputCapacity, OutputCapacity(*task->spec, parts[1].size(), limits));
+  uint32_t pid = 0;
+  const auto deadline_ns = static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(task->deadline.time_since_epoch())
+          .count());
+  const CpuPool::DispatchResult result =
+      cpu_->Dispatch(task->id, task->cpu_index, parts, capacity, deadline_ns, &pid);
+  if (result == CpuPool::DispatchResult::kOk) {
     task->state = State::kRunning;
     task->dispatched = Clock::now();
     task->worker_pid = pid;
+  }
+  return result;
+}
+
+void Scheduler::PumpCpu() {
+  bool dispatched = false;
+  while (std::optional<TaskQueue::Key> key = cpu_queue_.Front()) {
+    const CpuPool::DispatchResult result = DispatchCpu(live_.at(key->task_id).get());
+    if (result != CpuPool::DispatchResult::kOk) {
+      // During a rolling reload the front task's kind may be one only the new
+      // workers serve, and none is ready yet (its plugin's init takes its
+      // time), while the old workers could run the tasks behind it: look a
+      // little further instead of holding up the queue. Retried when a worker
+      // reports capacity.
+      if (result == CpuPool::DispatchResult::kNoWorker && cpu_->reloading()) {
+        for (const TaskQueue::Key& behind : cpu_queue_.FirstKeys(kReloadLookahead + 1)) {
+          if (behind.task_id == key->task_id) continue;
+          const CpuPool::DispatchResult r = DispatchCpu(live_.at(behind.task_id).get());
+          if (r == CpuPool::DispatchResult::kArenaFull) break;
+          if (r == CpuPool::DispatchResult::kOk) {
+            cpu_queue_.Remove(behind);
+            dispatched = true;
+          }
+        }
+      }
+      break;
+    }
+    cpu_queue_.PopFront();
     dispatched = true;
   }
   if (dispatched) cpu_->Flush();

@@ -226,6 +226,8 @@ class Scheduler final : private CpuPool::Listener {
 
   void SchedulePump();
   void Pump();
+  // Hands a queued CPU task to a worker (and marks it running) if one can take it.
+  CpuPool::DispatchResult DispatchCpu(Task* task);
   void PumpCpu();
   void PumpIo();
   void LogEnd(const Task& task, absl::StatusCode code, const TaskResult& result);

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <optional>
 #include <set>
+#include <vector>
 
 namespace crunch::daemon {
 
@@ -43,6 +44,12 @@ class TaskQueue {
     return *keys_.begin();
   }
   void PopFront() { keys_.erase(keys_.begin()); }
+  // The first `n` keys (or all), the front first.
+  std::vector<Key> FirstKeys(size_t n) const {
+    std::vector<Key> keys;
+    for (auto it = keys_.begin(); it != keys_.end() && keys.size() < n; ++it) keys.push_back(*it);
+    return keys;
+  }
   bool Remove(const Key& key) { return keys_.erase(key) == 1; }
 
   size_t size() const { return keys_.size(); }

@@ -499,6 +499,44 @@ TEST(PluginReload, CallsAreAnsweredWhileAReloadWaitsForASlowPluginInit) {
   EXPECT_EQ(r.output(), "ready");
 }
 
+// After a reload that adds a kind, its tasks wait for a worker of the new
+// generation, whose plugin init may take its time; the old workers meanwhile
+// run the tasks queued behind them.
+TEST(PluginReload, ATaskWaitingForANewKindsWorkerDoesNotHoldUpTheQueue) {
+  TempDir dir;
+  const std::string gate = dir / "gate";
+  ASSERT_EQ(::setenv("CRUNCH_TEST_SLOW_INIT_GATE", gate.c_str(), 1), 0);
+  ASSERT_EQ(::setenv("CRUNCH_TEST_SLOW_INIT_FIRST_FREE", "1", 1), 0);
+  const std::string config = dir / "crunchd.toml";
+  std::ofstream(config) << PluginsToml({});
+  auto d = StartDaemon({"--workers", "1", "--config", config});
+  ::unsetenv("CRUNCH_TEST_SLOW_INIT_GATE");
+  ::unsetenv("CRUNCH_TEST_SLOW_INIT_FIRST_FREE");
+  ASSERT_TRUE(d);
+  auto stub = d->NewStub();
+
+  // The probe loads slow_init.so at once; the new worker waits for the gate.
+  std::ofstream(config) << PluginsToml({CRUNCH_TEST_PLUGIN_SLOW_INIT});
+  d->Signal(SIGHUP);
+  ASSERT_TRUE(d->WaitForStatus([&](const v1::DaemonStatus&) {
+    return FindKind(ListKinds(*stub), "slow.ready") != nullptr;
+  })) << d->Log();
+  auto slow = std::async(std::launch::async, [&] {
+    v1::TaskResult r;
+    grpc::Status s = RunTask(*d->NewStub(), "slow.ready", {}, "", &r);
+    return s.ok() ? r.output() : absl::StrCat("error: ", s.error_message());
+  });
+  ASSERT_TRUE(d->WaitForStatus([](const v1::DaemonStatus& s) { return s.pools(0).queued() == 1; }));
+  // Behind it in the queue, a built-in kind runs on the old worker.
+  v1::TaskResult r;
+  grpc::Status s = RunTask(*stub, "fib", {{"n", "10"}}, "", &r, /*timeout_ms=*/5000);
+  EXPECT_TRUE(s.ok()) << s.error_message();
+  EXPECT_EQ(r.output(), "55");
+
+  std::ofstream(gate) << "open";
+  EXPECT_EQ(slow.get(), "ready");
+}
+
 TEST(PluginReload, ABrokenPluginOnSighupKeepsTheRunningKindsAndWorkers) {
   TempDir dir;
   dir.Install(CRUNCH_EXAMPLE_PLUGIN_WORDFREQ, "text.so");
