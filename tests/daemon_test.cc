@@ -242,9 +242,7 @@ TEST(Crunchd, JsonLogsAreOneObjectPerLine) {
   // A reload refused for a value with quotes in it puts quotes in a message.
   std::ofstream((*d)->dir() + "/crunchd.toml") << "[log]\nformat = \"x\\\"ml\"\n";
   (*d)->Signal(SIGHUP);
-  for (int i = 0; i < 200 && (*d)->Log().find("SIGHUP") == std::string::npos; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
+  (*d)->WaitForLog("SIGHUP", std::chrono::seconds(2));
   ASSERT_EQ((*d)->Stop(), 0);
   const std::string log = (*d)->Log();
   EXPECT_THAT(log, HasSubstr("keeping the running configuration"));

@@ -479,10 +479,7 @@ TEST(PluginReload, CallsAreAnsweredWhileAReloadWaitsForASlowPluginInit) {
   std::ofstream(config) << PluginsToml({CRUNCH_TEST_PLUGIN_SLOW_INIT});
   d->Signal(SIGHUP);
   // Logged once the reload returned to the event loop, the probe still waiting.
-  for (int i = 0; i < 200 && d->Log().find("configuration reloaded") == std::string::npos; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(25));
-  }
-  ASSERT_THAT(d->Log(), HasSubstr("configuration reloaded"))
+  ASSERT_TRUE(d->WaitForLog("configuration reloaded"))
       << "the reload did not return while the plugin's init was waiting";
   v1::TaskResult r;
   grpc::Status s = RunTask(*stub, "fib", {{"n", "10"}}, "", &r);
@@ -546,9 +543,7 @@ TEST(PluginReload, ABrokenPluginOnSighupKeepsTheRunningKindsAndWorkers) {
   const std::vector<pid_t> workers = d->WorkerPids();
   dir.Install(CRUNCH_TEST_PLUGIN_WRONG_ABI, "text.so");
   d->Signal(SIGHUP);
-  for (int i = 0; i < 100 && d->Log().find("keeping the running kinds") == std::string::npos; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
+  d->WaitForLog("keeping the running kinds");
   EXPECT_THAT(d->Log(), HasSubstr("SIGHUP: keeping the running kinds and workers"));
   EXPECT_THAT(d->Log(), HasSubstr("ABI version"));
   v1::TaskResult r;
@@ -639,9 +634,7 @@ TEST(PluginReload, AfterAFailedReloadAReplacedWorkerServesTheRunningKinds) {
   auto stub = d->NewStub();
   dir.Install(CRUNCH_TEST_PLUGIN_WRONG_ABI, "text.so");
   d->Signal(SIGHUP);
-  for (int i = 0; i < 100 && d->Log().find("keeping the running kinds") == std::string::npos; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
+  d->WaitForLog("keeping the running kinds");
   ASSERT_THAT(d->Log(), HasSubstr("SIGHUP: keeping the running kinds and workers"));
 
   ASSERT_NE(ReplaceTheWorker(*d), 0);

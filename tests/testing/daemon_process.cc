@@ -124,6 +124,15 @@ bool DaemonProcess::WaitForStatus(absl::FunctionRef<bool(const crunch::v1::Daemo
   return false;
 }
 
+bool DaemonProcess::WaitForLog(std::string_view text, std::chrono::milliseconds timeout) const {
+  const auto give_up = std::chrono::steady_clock::now() + timeout;
+  while (Log().find(text) == std::string::npos) {
+    if (std::chrono::steady_clock::now() >= give_up) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return true;
+}
+
 std::unique_ptr<DaemonProcess> StartDaemon(std::vector<std::string> flags,
                                            const std::string& config_toml) {
   absl::StatusOr<std::unique_ptr<DaemonProcess>> d =

@@ -14,6 +14,7 @@
 #include <chrono>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "absl/functional/function_ref.h"
@@ -55,6 +56,9 @@ class DaemonProcess {
   int Stop(int timeout_s = 30);
   // Everything crunchd wrote to stderr so far.
   std::string Log() const;
+  // Polls Log() until it contains `text`; false if it did not within `timeout`.
+  bool WaitForLog(std::string_view text,
+                  std::chrono::milliseconds timeout = std::chrono::seconds(5)) const;
 
  private:
   DaemonProcess() = default;
