@@ -115,6 +115,7 @@ Scheduler::Scheduler(boost::asio::io_context& io, const Config& config,
                      std::shared_ptr<const KindRegistry> kinds)
     : io_(io),
       config_(config),
+      max_payload_bytes_(config.limits.max_payload_bytes),
       kinds_(std::move(kinds)),
       cpu_queue_(config.cpu.queue_capacity),
       io_queue_(config.io.queue_capacity),
@@ -158,10 +159,13 @@ absl::StatusOr<uint64_t> Scheduler::Submit(TaskRequest request, TaskDoneCallback
       return reject(q);
     }
   }
-  if (request.payload.size() > config_.limits.max_payload_bytes) {
-    return reject(absl::ResourceExhaustedError(
-        absl::StrCat("payload is ", request.payload.size(), " bytes; the limit is ",
-                     config_.limits.max_payload_bytes, " ([limits] max_payload_bytes)")));
+  if (request.unread_payload.has_value() ||
+      request.payload.size() > config_.limits.max_payload_bytes) {
+    const TaskRequest::UnreadPayload over = request.unread_payload.value_or(
+        TaskRequest::UnreadPayload{request.payload.size(), config_.limits.max_payload_bytes});
+    return reject(absl::ResourceExhaustedError(absl::StrCat("payload is ", over.bytes,
+                                                            " bytes; the limit is ", over.limit,
+                                                            " ([limits] max_payload_bytes)")));
   }
   if (keep_result && !request.idempotency_key.empty()) {
     auto it = idempotency_.find(request.idempotency_key);
@@ -803,6 +807,7 @@ void Scheduler::Reload(const Config& config) {
   restart_needed("[server] token_file", next.token_file != now.token_file);
   restart_needed("[metrics] listen", config.metrics.listen != config_.metrics.listen);
   config_ = std::move(applied);
+  max_payload_bytes_.store(config_.limits.max_payload_bytes, std::memory_order_relaxed);
 }
 
 SchedulerSnapshot Scheduler::Snapshot() const {

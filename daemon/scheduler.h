@@ -41,7 +41,8 @@
 //   * Drain: new tasks get UNAVAILABLE; running ones may finish within the
 //     grace period; whatever is left then ends with UNAVAILABLE.
 //
-// Thread safety: not thread-safe; all calls on the io_context's thread.
+// Thread safety: not thread-safe; all calls on the io_context's thread,
+// except max_payload_bytes().
 
 #ifndef CRUNCH_DAEMON_SCHEDULER_H_
 #define CRUNCH_DAEMON_SCHEDULER_H_
@@ -159,6 +160,12 @@ class Scheduler final : private CpuPool::Listener {
   // finish on the workers they are on.
   void Reload(const Config& config);
 
+  // [limits] max_payload_bytes as it stands (it follows reloads), for a
+  // transport to read on its own threads: a payload over it need not be
+  // copied out of the request, only measured (TaskRequest::unread_payload).
+  // The one member safe to read from any thread.
+  const std::atomic<uint64_t>& max_payload_bytes() const { return max_payload_bytes_; }
+
   SchedulerSnapshot Snapshot() const;
   const TaskMetrics& task_metrics() const { return metrics_; }
   const KindRegistry& kinds() const { return *kinds_; }
@@ -244,6 +251,7 @@ class Scheduler final : private CpuPool::Listener {
 
   boost::asio::io_context& io_;
   Config config_;
+  std::atomic<uint64_t> max_payload_bytes_;  // config_.limits.max_payload_bytes, published.
   std::shared_ptr<const KindRegistry> kinds_;
   IoSettings io_settings_;  // What the I/O kinds were made with (kept across reloads).
   // The [plugins] files the running kinds came from, as opened

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 
 #include "absl/functional/any_invocable.h"
@@ -25,6 +26,14 @@ struct TaskRequest {
   uint32_t call_timeout_ms = 0;
   int32_t priority = 0;  // Higher first; ties in arrival order.
   std::string idempotency_key;
+  // Set when the transport left out a payload over [limits] max_payload_bytes
+  // rather than copy it (`payload` is then empty): its size, and the limit it
+  // was over then. Scheduler::Submit refuses such a request.
+  struct UnreadPayload {
+    uint64_t bytes = 0;
+    uint64_t limit = 0;
+  };
+  std::optional<UnreadPayload> unread_payload;
 };
 
 struct TaskResult {

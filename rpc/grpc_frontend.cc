@@ -81,11 +81,22 @@ struct Handlers {
   StatusCall::Handler status;
 };
 
+// A raw call's request, with a payload it left out for its size (the
+// scheduler refuses that task naming the limit).
+template <typename Call>
+daemon::TaskRequest TaskFrom(Call* call) {
+  daemon::TaskRequest request = FromProto(std::move(*call->mutable_request()));
+  if (call->unread_payload_bytes() != 0) {
+    request.unread_payload = {call->unread_payload_bytes(), call->payload_limit()};
+  }
+  return request;
+}
+
 Handlers MakeHandlers(const GrpcFrontend::Context& ctx) {
   daemon::Scheduler* scheduler = ctx.scheduler;
   Handlers h;
   h.run = [scheduler](RunCall* call) {
-    daemon::TaskRequest request = FromProto(std::move(*call->mutable_request()));
+    daemon::TaskRequest request = TaskFrom(call);
     // A client that stops waiting at its deadline has no use for the result:
     // bound the task by the call's deadline too.
     const Clock::time_point deadline = CallDeadline(call->context());
@@ -105,8 +116,7 @@ Handlers MakeHandlers(const GrpcFrontend::Context& ctx) {
   };
   h.submit = [scheduler](SubmitCall* call) {
     absl::StatusOr<uint64_t> id = scheduler->Submit(
-        FromProto(std::move(*call->mutable_request())), [](const daemon::TaskResult&) {},
-        /*keep_result=*/true);
+        TaskFrom(call), [](const daemon::TaskResult&) {}, /*keep_result=*/true);
     if (!id.ok()) {
       call->Fail(ToGrpcStatus(id.status()));
       return;
@@ -321,9 +331,10 @@ absl::Status GrpcFrontend::Start() {
     grpc::ServerCompletionQueue* q = cq.get();
     // Requests for each method are awaited on every queue.
     RunCall::Listen(&service_, q, &internal::CrunchService::RequestRun, &io_, &g_handlers->run,
-                    /*watch_cancellation=*/true);
+                    /*watch_cancellation=*/true, &scheduler_.max_payload_bytes());
     SubmitCall::Listen(&service_, q, &internal::CrunchService::RequestSubmit, &io_,
-                       &g_handlers->submit);
+                       &g_handlers->submit, /*watch_cancellation=*/false,
+                       &scheduler_.max_payload_bytes());
     WaitCall::Listen(&service_, q, &internal::CrunchService::RequestWait, &io_, &g_handlers->wait);
     CancelCall::Listen(&service_, q, &internal::CrunchService::RequestCancel, &io_,
                        &g_handlers->cancel);

@@ -159,6 +159,45 @@ TEST(Crunchd, SighupReloadsTheConfigurationWithoutDroppingTasks) {
   EXPECT_THAT((*d)->Log(), HasSubstr("keeping the running configuration"));
 }
 
+TEST(Crunchd, SighupChangesThePayloadLimitForRunAndSubmit) {
+  // The limit is read where the request is decoded, off the scheduler's
+  // thread (a payload over it is measured, not copied): a reload must reach
+  // that reader too, or a raised limit would go on refusing.
+  auto d = DaemonProcess::Start({"--workers", "1"}, "[limits]\nmax_payload_bytes = 2048\n");
+  ASSERT_TRUE(d.ok()) << d.status();
+  auto stub = (*d)->NewStub();
+  v1::TaskResult r;
+  grpc::Status s = testing::RunTask(*stub, "sha256", {}, std::string(3000, 'x'), &r);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_EQ(s.error_message(),
+            "payload is 3000 bytes; the limit is 2048 ([limits] max_payload_bytes)");
+  v1::TaskRequest request;
+  request.set_kind("sha256");
+  request.set_payload(std::string(2049, 'y'));
+  {
+    grpc::ClientContext context;
+    v1::TaskRef ref;
+    s = stub->Submit(&context, request, &ref);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+    EXPECT_EQ(s.error_message(),
+              "payload is 2049 bytes; the limit is 2048 ([limits] max_payload_bytes)");
+  }
+  // Refused tasks are counted like any other refusal.
+  absl::StatusOr<v1::DaemonStatus> status = (*d)->Status();
+  ASSERT_TRUE(status.ok());
+  EXPECT_EQ(status->counters().rejected(), 2u);
+
+  std::ofstream((*d)->dir() + "/crunchd.toml") << "[limits]\nmax_payload_bytes = 4096\n";
+  (*d)->Signal(SIGHUP);
+  ASSERT_TRUE((*d)->WaitForLog("configuration reloaded")) << (*d)->Log();
+  s = testing::RunTask(*stub, "sha256", {}, std::string(3000, 'x'), &r);
+  EXPECT_TRUE(s.ok()) << s.error_message();
+  grpc::ClientContext context;
+  v1::TaskRef ref;
+  s = stub->Submit(&context, request, &ref);
+  EXPECT_TRUE(s.ok()) << s.error_message();
+}
+
 TEST(Crunchd, ServesTheStandardHealthService) {
   auto d = DaemonProcess::Start({"--workers", "1"});
   ASSERT_TRUE(d.ok()) << d.status();

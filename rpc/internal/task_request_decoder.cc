@@ -131,11 +131,13 @@ bool ParseWhole(const grpc::ByteBuffer& buffer, crunch::v1::TaskRequest* out) {
 
 }  // namespace
 
-bool DecodeTaskRequest(const grpc::ByteBuffer& buffer, crunch::v1::TaskRequest* out,
+bool DecodeTaskRequest(const grpc::ByteBuffer& buffer, uint64_t max_payload_bytes,
+                       crunch::v1::TaskRequest* out, uint64_t* oversized_payload_bytes,
                        DecodePath* path) {
   DecodePath ignored_path;
   if (path == nullptr) path = &ignored_path;
   *path = DecodePath::kWholeToProtobuf;
+  *oversized_payload_bytes = 0;
   std::vector<grpc::Slice> slices;
   if (!buffer.Dump(&slices).ok()) return false;
   SliceCursor cursor(slices);
@@ -183,7 +185,9 @@ bool DecodeTaskRequest(const grpc::ByteBuffer& buffer, crunch::v1::TaskRequest* 
   }
   *path = DecodePath::kScanned;
   if (!out->ParseFromString(others)) return false;
-  if (payload_at.has_value()) {
+  if (payload_at.has_value() && payload_size > max_payload_bytes) {
+    *oversized_payload_bytes = payload_size;
+  } else if (payload_at.has_value()) {
     std::string payload;
     payload.reserve(payload_size);
     if (payload_size >= kPrefaultMinBytes) PrepareForCopy(payload.data(), payload_size);

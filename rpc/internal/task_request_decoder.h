@@ -20,8 +20,9 @@
 //
 // The payload's size is bounded by the bytes actually received (itself bounded
 // by gRPC's receive limit, rpc/grpc_frontend.cc): a length that claims more
-// than the message holds allocates nothing. [limits] max_payload_bytes is then
-// checked by Scheduler::Submit, as before.
+// than the message holds allocates nothing. A payload over the caller's limit
+// ([limits] max_payload_bytes) is not copied at all: the decoder reports its
+// size instead, and Scheduler::Submit refuses the task naming the limit.
 //
 // Thread safety: a plain function; safe on any thread.
 
@@ -31,6 +32,7 @@
 #include <grpcpp/support/byte_buffer.h>
 
 #include <cstddef>
+#include <cstdint>
 
 #include "crunch/v1/crunch.pb.h"
 
@@ -44,7 +46,13 @@ enum class DecodePath { kScanned, kWholeToProtobuf };
 // are not a valid TaskRequest (protobuf's parser would refuse them). `buffer`
 // is left as it was. If `path` is not null, says how (tests check that a
 // well-formed message never takes the slow way).
-bool DecodeTaskRequest(const grpc::ByteBuffer& buffer, crunch::v1::TaskRequest* out,
+//
+// A payload longer than `max_payload_bytes` is left out of *out (its payload
+// is empty) and its length stored in *oversized_payload_bytes, which is 0
+// otherwise. (Only the scan knows the length first; a message handed to
+// protobuf's parser gets its payload whatever its size.)
+bool DecodeTaskRequest(const grpc::ByteBuffer& buffer, uint64_t max_payload_bytes,
+                       crunch::v1::TaskRequest* out, uint64_t* oversized_payload_bytes,
                        DecodePath* path = nullptr);
 
 // A payload string from kPrefaultMinBytes on has its pages faulted in by one

@@ -49,6 +49,14 @@ std::string LengthDelimited(int field, const std::string& value) {
   return absl::StrCat(Varint(static_cast<uint64_t>(field) << 3 | 2), Varint(value.size()), value);
 }
 
+// Decodes with no payload limit, checking that nothing was left out.
+bool Decode(const grpc::ByteBuffer& buffer, TaskRequest* out, DecodePath* path = nullptr) {
+  uint64_t oversized = 1;
+  const bool ok = DecodeTaskRequest(buffer, UINT64_MAX, out, &oversized, path);
+  EXPECT_EQ(oversized, 0u);
+  return ok;
+}
+
 TaskRequest Full(size_t payload_bytes) {
   TaskRequest r;
   r.set_kind("sha256");
@@ -76,7 +84,7 @@ void ExpectSameAsProtobuf(const std::string& bytes, size_t slice_size,
   TaskRequest decoded;
   decoded.set_kind("left over from before");
   DecodePath path = DecodePath::kWholeToProtobuf;
-  const bool ok = DecodeTaskRequest(Sliced(bytes, slice_size), &decoded, &path);
+  const bool ok = Decode(Sliced(bytes, slice_size), &decoded, &path);
   ASSERT_EQ(ok, expected_ok);
   if (ok && valid_means_scanned) {
     EXPECT_EQ(path, DecodePath::kScanned);
@@ -93,7 +101,7 @@ void ExpectSameAsProtobuf(const std::string& bytes, size_t slice_size,
 // would go unnoticed otherwise).
 bool DecodeScanned(const std::string& bytes, size_t slice_size, TaskRequest* out) {
   DecodePath path = DecodePath::kWholeToProtobuf;
-  const bool ok = DecodeTaskRequest(Sliced(bytes, slice_size), out, &path);
+  const bool ok = Decode(Sliced(bytes, slice_size), out, &path);
   EXPECT_EQ(path, DecodePath::kScanned) << absl::CEscape(bytes.substr(0, 100));
   return ok;
 }
@@ -139,6 +147,46 @@ TEST(DecodeTaskRequest, TheLastPayloadWins) {
   ExpectSameAsProtobuf(bytes, 3);
   // Repeated scalars other than the payload are left to protobuf: last wins too.
   ExpectSameAsProtobuf(absl::StrCat(LengthDelimited(1, "a"), LengthDelimited(1, "b")), 1);
+}
+
+TEST(DecodeTaskRequest, APayloadOverTheLimitIsNotCopiedButMeasured) {
+  const TaskRequest request = Full(5000);
+  const std::string bytes = request.SerializeAsString();
+  for (size_t slice_size : {size_t{3}, bytes.size()}) {
+    TaskRequest decoded;
+    uint64_t oversized = 0;
+    DecodePath path = DecodePath::kWholeToProtobuf;
+    ASSERT_TRUE(DecodeTaskRequest(Sliced(bytes, slice_size), 4999, &decoded, &oversized, &path));
+    EXPECT_EQ(path, DecodePath::kScanned);
+    EXPECT_EQ(oversized, 5000u);
+    EXPECT_TRUE(decoded.payload().empty());
+    // Everything else is there.
+    TaskRequest expected = request;
+    expected.clear_payload();
+    EXPECT_TRUE(MessageDifferencer::Equals(decoded, expected));
+  }
+  // At the limit exactly, it is copied.
+  TaskRequest decoded;
+  uint64_t oversized = 1;
+  ASSERT_TRUE(DecodeTaskRequest(Sliced(bytes, 7), 5000, &decoded, &oversized));
+  EXPECT_EQ(oversized, 0u);
+  EXPECT_EQ(decoded.payload(), request.payload());
+}
+
+TEST(DecodeTaskRequest, OnlyTheLastPayloadCountsAgainstTheLimit) {
+  const std::string big(100, 'x');
+  TaskRequest decoded;
+  uint64_t oversized = 1;
+  ASSERT_TRUE(DecodeTaskRequest(
+      Sliced(absl::StrCat(LengthDelimited(2, big), LengthDelimited(2, "small")), 5), 10, &decoded,
+      &oversized));
+  EXPECT_EQ(oversized, 0u);
+  EXPECT_EQ(decoded.payload(), "small");
+  ASSERT_TRUE(DecodeTaskRequest(
+      Sliced(absl::StrCat(LengthDelimited(2, "small"), LengthDelimited(2, big)), 5), 10, &decoded,
+      &oversized));
+  EXPECT_EQ(oversized, 100u);
+  EXPECT_TRUE(decoded.payload().empty());
 }
 
 TEST(DecodeTaskRequest, UnknownFieldsAreKeptAndSkippedCorrectly) {
@@ -198,7 +246,7 @@ TEST(DecodeTaskRequest, MalformedInputIsRefusedAsProtobufRefusesIt) {
   };
   for (const std::string& bytes : cases) {
     TaskRequest decoded;
-    EXPECT_FALSE(DecodeTaskRequest(Sliced(bytes, 1), &decoded)) << absl::CEscape(bytes);
+    EXPECT_FALSE(Decode(Sliced(bytes, 1), &decoded)) << absl::CEscape(bytes);
     ExpectSameAsProtobuf(bytes, 1);
     ExpectSameAsProtobuf(bytes, 3);
   }
@@ -211,7 +259,7 @@ TEST(DecodeTaskRequest, GroupsAreLeftToProtobuf) {
   ExpectSameAsProtobuf(bytes, 2);
   TaskRequest decoded;
   DecodePath path = DecodePath::kScanned;
-  ASSERT_TRUE(DecodeTaskRequest(Sliced(bytes, 2), &decoded, &path));
+  ASSERT_TRUE(Decode(Sliced(bytes, 2), &decoded, &path));
   EXPECT_EQ(path, DecodePath::kWholeToProtobuf);
   EXPECT_EQ(decoded.payload(), "after");
 }

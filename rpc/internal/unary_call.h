@@ -17,9 +17,11 @@
 //
 // A call on a raw method (kRaw: Run and Submit, crunch_service.h) receives
 // the request's bytes and decodes them on the completion-queue thread, as
-// gRPC would have, with DecodeRequest (task_request_decoder.h); bytes that do
-// not decode get gRPC's own answer, INTERNAL "Unable to parse request", and
-// the handler never sees the call. Its reply is serialized here.
+// gRPC would have, with DecodeTaskRequest (task_request_decoder.h); bytes that
+// do not decode get gRPC's own answer, INTERNAL "Unable to parse request", and
+// the handler never sees the call. A payload over the limit the call was
+// given (Scheduler::max_payload_bytes) is not copied: the handler finds it in
+// unread_payload_bytes() and refuses the task. Its reply is serialized here.
 //
 // Thread safety: the handler and its answer run on the io_context's thread;
 // Proceed() on the completion-queue thread. They never overlap: the answer is
@@ -31,6 +33,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include <atomic>
+#include <cstdint>
 #include <functional>
 #include <optional>
 #include <type_traits>
@@ -45,11 +48,6 @@
 
 namespace crunch::rpc::internal {
 
-// The decoder of a raw method's request.
-inline bool DecodeRequest(const grpc::ByteBuffer& bytes, crunch::v1::TaskRequest* request) {
-  return DecodeTaskRequest(bytes, request);
-}
-
 template <typename RequestT, typename ReplyT, bool kRaw = false>
 class UnaryCall final : public Tag {
  public:
@@ -63,16 +61,23 @@ class UnaryCall final : public Tag {
                                           void*);
   using Handler = std::function<void(UnaryCall*)>;
 
-  // Starts waiting for the method's next request on `cq`.
+  // Starts waiting for the method's next request on `cq`. A raw method's
+  // payload is copied only up to `max_payload_bytes` (null: no limit; read
+  // as each request arrives, so it may change while the server runs).
   static void Listen(Service* service, grpc::ServerCompletionQueue* cq, RequestMethod method,
                      boost::asio::io_context* io, const Handler* handler,
-                     bool watch_cancellation = false) {
-    new UnaryCall(service, cq, method, io, handler, watch_cancellation);
+                     bool watch_cancellation = false,
+                     const std::atomic<uint64_t>* max_payload_bytes = nullptr) {
+    new UnaryCall(service, cq, method, io, handler, watch_cancellation, max_payload_bytes);
   }
 
   const RequestT& request() const { return request_; }
   // The handler may take the request apart (move its payload out).
   RequestT* mutable_request() { return &request_; }
+  // kRaw: the size of a payload left out of request() for being over the
+  // limit (0: none was), and that limit.
+  uint64_t unread_payload_bytes() const { return unread_payload_bytes_; }
+  uint64_t payload_limit() const { return payload_limit_; }
   grpc::ServerContext& context() { return context_; }
 
   void Reply(const ReplyT& reply) {
@@ -100,9 +105,13 @@ class UnaryCall final : public Tag {
         return;
       }
       started_ = true;
-      Listen(service_, cq_, method_, io_, handler_, done_tag_.has_value());
+      Listen(service_, cq_, method_, io_, handler_, done_tag_.has_value(), max_payload_bytes_);
       if constexpr (kRaw) {
-        const bool decoded = DecodeRequest(wire_request_, &request_);
+        payload_limit_ = max_payload_bytes_ != nullptr
+                             ? max_payload_bytes_->load(std::memory_order_relaxed)
+                             : UINT64_MAX;
+        const bool decoded =
+            DecodeTaskRequest(wire_request_, payload_limit_, &request_, &unread_payload_bytes_);
         wire_request_.Clear();  // Frees the received slices now, not when the call ends.
         if (!decoded) {
           Fail(grpc::Status(grpc::StatusCode::INTERNAL, "Unable to parse request"));
@@ -138,12 +147,14 @@ class UnaryCall final : public Tag {
   };
 
   UnaryCall(Service* service, grpc::ServerCompletionQueue* cq, RequestMethod method,
-            boost::asio::io_context* io, const Handler* handler, bool watch_cancellation)
+            boost::asio::io_context* io, const Handler* handler, bool watch_cancellation,
+            const std::atomic<uint64_t>* max_payload_bytes)
       : service_(service),
         cq_(cq),
         method_(method),
         io_(io),
         handler_(handler),
+        max_payload_bytes_(max_payload_bytes),
         responder_(&context_) {
     if (watch_cancellation) {
       done_tag_.emplace(this);
@@ -167,9 +178,12 @@ class UnaryCall final : public Tag {
   RequestMethod method_;
   boost::asio::io_context* io_;
   const Handler* handler_;
+  const std::atomic<uint64_t>* max_payload_bytes_;
   grpc::ServerContext context_;
   RequestT request_;
   std::conditional_t<kRaw, grpc::ByteBuffer, std::monostate> wire_request_;
+  uint64_t unread_payload_bytes_ = 0;
+  uint64_t payload_limit_ = 0;
   grpc::ServerAsyncResponseWriter<WireReply> responder_;
   bool started_ = false;
   std::optional<DoneTag> done_tag_;
