@@ -13,21 +13,27 @@ faster one takes more (as crunchctl's batch does).
 
   submit()   (any thread) builds the TaskRequest, registers the Future under
              its tag and appends it to the outbox (a deque). It never blocks;
-             it wakes the loop only when every sender is idle.
+             it wakes the loop only when every sender is idle. map() queues
+             all its tasks at once, each with a light _MapTask in place of a
+             Future, and yields their results in order (_MapRun).
   senders    (one coroutine per stream, on the loop) take tasks from the outbox
-             in order, each with one of max_in_flight slots (one semaphore for
-             all streams) and one of the stream's even share of them (so that
-             with several daemons each gets its share of the tasks in flight,
-             and a faster one finishes more), mark the Futures running and
-             write them as one
-             TaskBatch: the next task (waiting for a slot if need be) and
-             whatever else is queued and has a free slot, so a lone task is
-             sent at once and a burst costs one message. A Future cancelled
-             before this point is dropped here; one marked running can no
-             longer be cancelled (see Future.cancel below).
-  receivers  (one coroutine per stream) read result batches, free a slot per
-             result and resolve the Future by tag: set_result(output) or
-             set_exception(the TaskError subclass).
+             in order, within max_in_flight (for all streams) and the stream's
+             even share of it (so that with several daemons each gets its
+             share of the tasks in flight, and a faster one finishes more),
+             mark the Futures running and write them as one TaskBatch. A
+             stream with nothing in flight sends at once, so a lone task never
+             waits; one with more than half its share in flight waits until
+             it is down to half, then fills its share in one message. Without
+             that low-water mark a backlog went out one task per message (each
+             result freed one slot, which the next task took at once: about
+             1.07 tasks per message for 20,000 noops), and grpc.aio's cost per
+             message capped the executor. A Future cancelled before this
+             point is dropped here; one marked running can no longer be
+             cancelled (see Future.cancel below).
+  receivers  (one coroutine per stream) read result batches, resolve each
+             Future by tag (set_result(output) or set_exception(the TaskError
+             subclass)) and give the batch's slots back, waking a sender that
+             waits for room.
 
 Why a loop and several streams, not a sender and a receiver thread on one
 stream: grpc's blocking API hands every message between Python threads (its
@@ -62,7 +68,7 @@ import os
 import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping
-from typing import Any
+from typing import Any, Union
 
 import grpc
 import grpc.aio
@@ -115,11 +121,16 @@ class Executor(concurrent.futures.Executor):
         )
         self._max_in_flight = max_in_flight
         self._streams = max(min(streams, max_in_flight), len(self.addresses))
+        self._in_flight = 0  # Sent and not answered, all streams (loop thread only).
+        self._lanes: list[_Lane] = []
+        # What the senders did, for tests (loop thread only): TaskBatch
+        # messages written, and the most tasks in flight at once.
+        self._batches_sent = 0
+        self._peak_in_flight = 0
         self._tags = itertools.count()
-        self._outbox: collections.deque[tuple[concurrent.futures.Future[bytes], Any]] = (
-            collections.deque()
-        )
-        self._pending: dict[int, concurrent.futures.Future[bytes]] = {}  # tag -> unresolved
+        # A task is a submit()'s Future or a map()'s _MapTask, with its request.
+        self._outbox: collections.deque[tuple[_Task, Any]] = collections.deque()
+        self._pending: dict[int, _Task] = {}  # tag -> unresolved
         self._lock = threading.Lock()  # Orders submit() against shutdown() and failure.
         self._closing = False  # Set under _lock: no task will join the outbox any more.
         self._broken: errors.TaskError | None = None  # Set under _lock.
@@ -127,7 +138,6 @@ class Executor(concurrent.futures.Executor):
         self._calls: list[Any] = []
         # Loop objects; they bind to the loop when first used there.
         self._kick = asyncio.Event()
-        self._slots = asyncio.Semaphore(max_in_flight)
         self._loop, self._loop_thread = _shared_loop()
         self._served = asyncio.run_coroutine_threadsafe(self._serve(), self._loop)
 
@@ -187,22 +197,26 @@ class Executor(concurrent.futures.Executor):
         """
         del chunksize
         end = None if timeout is None else time.monotonic() + timeout
-        futures = [self.submit(kind, p, **kw) for p, kw in _map_tasks(iterables, param, params)]
-
-        def results() -> Iterator[bytes]:
-            try:
-                futures.reverse()  # Pop from the end: O(1), and drops references as it goes.
-                while futures:
-                    future = futures.pop()
-                    if end is None:
-                        yield future.result()
-                    else:
-                        yield future.result(end - time.monotonic())
-            finally:
-                for future in futures:
-                    future.cancel()
-
-        return results()
+        items = _map_tasks(iterables, param, params)
+        # Every item is checked before any task is queued.
+        tasks = [task_request(kind, payload, kw) for payload, kw in items]
+        run = _MapRun(len(tasks))
+        with self._lock:
+            if self._broken is not None:
+                raise concurrent.futures.BrokenExecutor(
+                    f"the stream to crunchd failed: {self._broken}"
+                ) from self._broken
+            if self._closing:
+                raise RuntimeError("cannot schedule new futures after shutdown")
+            pending, outbox, tags = self._pending, self._outbox, self._tags
+            for index, request in enumerate(tasks):
+                request.tag = tag = next(tags)
+                entry = _MapTask(run, index)
+                pending[tag] = entry
+                outbox.append((entry, request))
+        if self._idle:
+            self._wake_senders()
+        return run.outputs(end)
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         """Accepts no more tasks; the ones accepted still run (unless `cancel_futures`).
@@ -236,8 +250,15 @@ class Executor(concurrent.futures.Executor):
             # Stream i goes to daemon i % n: round-robin, and every daemon gets one.
             targets = [i % len(stubs) for i in range(self._streams)]
             self._calls = [stubs[i].RunBatches(metadata=self._security.metadata) for i in targets]
+            # Each stream's even share of max_in_flight, so that one stream's
+            # batch cannot take every task from the others (and their daemons).
+            share = -(-self._max_in_flight // self._streams)
+            self._lanes = [_Lane(share) for _ in self._calls]
             await asyncio.gather(
-                *(self._stream(call, self.addresses[i]) for call, i in zip(self._calls, targets))
+                *(
+                    self._stream(call, lane, self.addresses[i])
+                    for call, lane, i in zip(self._calls, self._lanes, targets)
+                )
             )
         except BaseException as e:  # noqa: BLE001 - a bug here must not strand the futures.
             self._fail(errors.TaskError(f"crunch.Executor failed: {e!r}"))
@@ -246,12 +267,9 @@ class Executor(concurrent.futures.Executor):
                 self._fail(errors.TaskError("the streams ended before every task was answered"))
             await asyncio.gather(*(channel.close() for channel in channels))
 
-    async def _stream(self, call: Any, target: str) -> None:
-        # This stream's even share of max_in_flight, so that one stream's
-        # batch cannot take every task from the others (and their daemons).
-        share = asyncio.Semaphore(-(-self._max_in_flight // self._streams))
-        sender = asyncio.ensure_future(self._send(call, share))
-        pending, slots, ok, eof = self._pending, self._slots, 0, grpc.aio.EOF
+    async def _stream(self, call: Any, lane: _Lane, target: str) -> None:
+        sender = asyncio.ensure_future(self._send(call, lane))
+        pending, ok, eof = self._pending, 0, grpc.aio.EOF
         try:
             while True:
                 batch = await call.read()
@@ -259,12 +277,14 @@ class Executor(concurrent.futures.Executor):
                     break
                 for r in batch.results:
                     future = pending.pop(r.tag)
-                    share.release()
-                    slots.release()
                     if r.code == ok:
                         future.set_result(r.output)
                     else:
                         future.set_exception(errors.error_for(status_code(r.code), r.error))
+                answered = len(batch.results)
+                lane.in_flight -= answered
+                self._in_flight -= answered
+                self._wake_lanes()
         except grpc.RpcError as e:
             self._fail(errors.from_rpc_error(e, target))
         except asyncio.CancelledError:
@@ -273,16 +293,28 @@ class Executor(concurrent.futures.Executor):
         finally:
             sender.cancel()
 
-    async def _send(self, call: Any, share: asyncio.Semaphore) -> None:
+    def _room(self, lane: _Lane) -> int:
+        """How many tasks `lane` may send now: 0 while it should wait (see the module doc)."""
+        if lane.in_flight > lane.low_water:
+            return 0
+        return min(lane.share - lane.in_flight, self._max_in_flight - self._in_flight, _MAX_BATCH)
+
+    def _wake_lanes(self) -> None:
+        for lane in self._lanes:
+            if lane.waiting and self._room(lane) > 0:
+                lane.waiting = False
+                lane.room.set()
+
+    async def _send(self, call: Any, lane: _Lane) -> None:
         try:
-            await self._send_all(call, share)
+            await self._send_all(call, lane)
         except (grpc.RpcError, asyncio.InvalidStateError):
             pass  # The call ended; its receiver reports why.
         except Exception as e:  # noqa: BLE001 - a bug here must not strand the futures.
             self._fail(errors.TaskError(f"crunch.Executor sender failed: {e!r}"))
 
-    async def _send_all(self, call: Any, share: asyncio.Semaphore) -> None:
-        outbox, pending, slots, kick = self._outbox, self._pending, self._slots, self._kick
+    async def _send_all(self, call: Any, lane: _Lane) -> None:
+        outbox, pending, kick = self._outbox, self._pending, self._kick
         while self._broken is None:
             if not outbox:
                 if self._closing:
@@ -296,27 +328,29 @@ class Executor(concurrent.futures.Executor):
                     await kick.wait()
                     kick.clear()
                 continue
-            # A batch: the next task (waiting for a slot if need be), then as
-            # many more as are queued and have a free slot, so a lone task
-            # goes at once and a burst shares one message.
+            room = self._room(lane)
+            if room == 0:
+                lane.room.clear()
+                lane.waiting = True
+                await lane.room.wait()
+                continue
             batch = pb.TaskBatch()
-            while outbox and len(batch.tasks) < _MAX_BATCH:
-                if batch.tasks and (share.locked() or slots.locked()):
-                    break
+            tasks = batch.tasks
+            while outbox and len(tasks) < room:
                 future, request = outbox.popleft()
-                await share.acquire()
-                await slots.acquire()
                 try:
                     running = future.set_running_or_notify_cancel()
                 except RuntimeError:  # Already failed by _fail.
                     running = False
                 if running:
-                    batch.tasks.append(request)
+                    tasks.append(request)
                 else:
                     pending.pop(request.tag, None)
-                    share.release()
-                    slots.release()
-            if batch.tasks:
+            if tasks:
+                lane.in_flight += len(tasks)
+                self._in_flight += len(tasks)
+                self._batches_sent += 1
+                self._peak_in_flight = max(self._peak_in_flight, self._in_flight)
                 await call.write(batch)
 
     def _fail(self, failure: errors.TaskError) -> None:
@@ -335,6 +369,121 @@ class Executor(concurrent.futures.Executor):
         for call in self._calls:
             call.cancel()
         self._kick.set()
+        for lane in self._lanes:
+            lane.room.set()
+
+
+_MISSING: Any = object()
+_Task = Union["concurrent.futures.Future[bytes]", "_MapTask"]
+
+
+class _MapRun:
+    """The results of one Executor.map call, in the items' order.
+
+    map() does not make a concurrent.futures.Future per task: a Future's
+    Condition, taken to mark it running, to set its result and to read it,
+    was about half of the executor's own CPU per noop task (yappi). Each task
+    is a _MapTask in the executor's outbox and pending map instead; its result
+    goes straight into `results`, and the consumer is woken only when it waits
+    for that very result.
+    """
+
+    __slots__ = ("results", "lock", "cond", "waiting", "closed")
+
+    def __init__(self, n: int) -> None:
+        self.results: list[Any] = [_MISSING] * n  # Output bytes, or the exception to raise.
+        self.lock = threading.Lock()  # Orders sending against cancelling (_MapTask).
+        self.cond = threading.Condition(threading.Lock())
+        self.waiting = -1  # The index the consumer waits for, under cond.
+        self.closed = False  # The consumer is gone: tasks not sent yet are dropped.
+
+    def put(self, index: int, value: Any) -> None:
+        """Stores a result (any thread; the first one stored stays)."""
+        if self.results[index] is not _MISSING:
+            return
+        self.results[index] = value
+        # The consumer sets `waiting` under cond before it checks the result,
+        # so either it sees the value or we see it waiting.
+        if self.waiting == index:
+            with self.cond:
+                self.cond.notify()
+
+    def outputs(self, end: float | None) -> Iterator[bytes]:
+        results = self.results
+        try:
+            for index in range(len(results)):
+                value = results[index]
+                if value is _MISSING:
+                    value = self._wait(index, end)
+                results[index] = None  # Drops the output as it goes.
+                if isinstance(value, BaseException):
+                    raise value
+                yield value
+        finally:
+            self.closed = True
+
+    def _wait(self, index: int, end: float | None) -> Any:
+        with self.cond:
+            self.waiting = index
+            try:
+                while self.results[index] is _MISSING:
+                    left = None if end is None else end - time.monotonic()
+                    if left is not None and left <= 0:
+                        raise TimeoutError()
+                    self.cond.wait(left)
+            finally:
+                self.waiting = -1
+        return self.results[index]
+
+
+class _MapTask:
+    """One task of a map(), where submit() has a Future (same methods, as used here)."""
+
+    __slots__ = ("run", "index", "state")
+
+    _UNSENT, _SENT, _CANCELLED = 0, 1, 2
+
+    def __init__(self, run: _MapRun, index: int) -> None:
+        self.run = run
+        self.index = index
+        self.state = _MapTask._UNSENT
+
+    def set_running_or_notify_cancel(self) -> bool:
+        with self.run.lock:
+            if self.state == _MapTask._CANCELLED:
+                return False
+            if self.run.closed:  # Nobody will read it.
+                self.state = _MapTask._CANCELLED
+                return False
+            self.state = _MapTask._SENT
+            return True
+
+    def cancel(self) -> bool:
+        with self.run.lock:
+            if self.state == _MapTask._SENT:
+                return False
+            self.state = _MapTask._CANCELLED
+        self.run.put(self.index, concurrent.futures.CancelledError())
+        return True
+
+    def set_result(self, output: bytes) -> None:
+        self.run.put(self.index, output)
+
+    def set_exception(self, error: BaseException) -> None:
+        self.run.put(self.index, error)
+
+
+class _Lane:
+    """One stream's share of the tasks in flight (loop thread only)."""
+
+    __slots__ = ("share", "low_water", "in_flight", "waiting", "room")
+
+    def __init__(self, share: int) -> None:
+        self.share = share
+        self.low_water = share // 2  # Refill once down to this many in flight.
+        self.in_flight = 0
+        self.waiting = False  # The sender waits on `room`.
+        self.room = asyncio.Event()
 
 
 _loop_lock = threading.Lock()

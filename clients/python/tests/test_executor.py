@@ -108,6 +108,61 @@ def test_ten_thousand_noops(executor: crunch.Executor) -> None:
     print(f"\nExecutor: {n} noop tasks in {elapsed:.2f} s, {n / elapsed:.0f} tasks/s")
 
 
+def test_a_backlog_goes_out_in_batches_within_max_in_flight(daemon: Daemon) -> None:
+    # A lone task is sent at once; a backlog must not go one task per message
+    # (each result freeing one slot that the next task takes at once), which
+    # is what capped the executor at grpc.aio's cost per message.
+    n = 5000
+    with crunch.Executor(daemon.address, max_in_flight=64, streams=2) as ex:
+        assert ex.submit("noop", b"alone").result(timeout=10) == b"alone"
+        assert ex._batches_sent == 1
+        outputs = list(ex.map("noop", (str(i).encode() for i in range(n))))
+        assert outputs == [str(i).encode() for i in range(n)]
+        assert ex._peak_in_flight <= 64
+        # 32 tasks in flight per stream, refilled at 16: about 16 per message.
+        assert ex._batches_sent < n / 8, f"{ex._batches_sent} messages for {n} tasks"
+
+
+def _accepted(daemon: Daemon) -> int:
+    with crunch.Client(daemon.address) as c:
+        return c.status()["counters"]["accepted"]
+
+
+def test_closing_a_map_early_drops_its_unsent_tasks(daemon: Daemon) -> None:
+    before = _accepted(daemon)
+    with crunch.Executor(daemon.address, max_in_flight=1) as ex:
+        outputs = ex.map("sleep", [{"ms": 200}] * 6)
+        assert next(outputs) == b""
+        outputs.close()
+        assert ex.submit("noop", b"after").result(timeout=10) == b"after"
+    # The first, perhaps the second (sent as the first answered), and the noop.
+    assert _accepted(daemon) - before <= 3
+
+
+def test_map_timeout_and_cancelled_tasks(daemon: Daemon) -> None:
+    with crunch.Executor(daemon.address, max_in_flight=1) as ex:
+        outputs = ex.map("sleep", [{"ms": 1000}, {"ms": 0}], timeout=0.1)
+        with pytest.raises(TimeoutError):
+            next(outputs)
+        outputs.close()
+    ex = crunch.Executor(daemon.address, max_in_flight=1)
+    first = ex.submit("sleep", ms=300)  # Holds the only slot.
+    _wait_until_sent(first)
+    outputs = ex.map("noop", [b"a", b"b"])
+    ex.shutdown(wait=True, cancel_futures=True)
+    assert first.result() == b""
+    with pytest.raises(concurrent.futures.CancelledError):
+        next(outputs)
+
+
+def test_map_with_a_bad_item_submits_nothing(executor: crunch.Executor, daemon: Daemon) -> None:
+    before = _accepted(daemon)
+    with pytest.raises(TypeError):
+        executor.map("noop", [b"fine", 42])
+    assert list(executor.map("noop", [b"x"])) == [b"x"]
+    assert _accepted(daemon) - before == 1
+
+
 def test_unreachable_daemon_fails_the_futures() -> None:
     with crunch.Executor("unix:/nonexistent/crunchd.sock") as ex:
         try:
