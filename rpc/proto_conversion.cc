@@ -70,6 +70,7 @@ void ToProto(const daemon::SchedulerSnapshot& s, std::chrono::steady_clock::time
     info->set_state(w.state);
     info->set_tasks_done(w.tasks_done);
     info->set_restarts(w.restarts);
+    info->set_recycles(w.recycles);
     info->set_current_kind(w.current_kind);
     info->set_rss_bytes(w.rss_bytes);
   }

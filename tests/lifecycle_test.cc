@@ -316,6 +316,7 @@ TEST(Recycling, AWorkerIsReplacedAfterMaxTasksAndNoTaskFails) {
   absl::StatusOr<v1::DaemonStatus> s = d->Status();
   ASSERT_TRUE(s.ok());
   EXPECT_EQ(s->workers(0).restarts(), 0u) << "recycling is not a failure";
+  EXPECT_EQ(s->workers(0).recycles(), 3u);
   EXPECT_EQ(s->counters().failed(), 0u);
 }
 
@@ -337,6 +338,7 @@ TEST(Recycling, AWorkerOverItsMemoryLimitIsReplaced) {
   absl::StatusOr<v1::DaemonStatus> s = d->Status();
   ASSERT_TRUE(s.ok());
   EXPECT_EQ(s->workers(0).restarts(), 0u);
+  EXPECT_GE(s->workers(0).recycles(), 1u);
   EXPECT_EQ(s->counters().failed(), 0u);
 }
 

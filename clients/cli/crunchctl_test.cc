@@ -204,8 +204,9 @@ TEST(Crunchctl, StatusShowsWorkersPoolsAndCounters) {
   EXPECT_NE(o.out.find("crunchd "), std::string::npos) << o.out;
   EXPECT_NE(o.out.find(", pid "), std::string::npos) << o.out;
   EXPECT_NE(o.out.find(", up "), std::string::npos) << o.out;
-  for (const char* heading : {"Workers", "SLOT", "RSS MiB", "Pools", "BUSY/SIZE", "P99", "Counters",
-                              "accepted ", "rejected ", "cancelled "}) {
+  for (const char* heading :
+       {"Workers", "SLOT", "RESTARTS", "RECYCLES", "RSS MiB", "Pools", "BUSY/SIZE", "P99",
+        "Counters", "accepted ", "rejected ", "cancelled "}) {
     EXPECT_NE(o.out.find(heading), std::string::npos) << heading << " in\n" << o.out;
   }
   EXPECT_NE(o.out.find("  cpu "), std::string::npos) << o.out;

@@ -87,11 +87,13 @@ std::string FormatStatus(const crunch::v1::DaemonStatus& status) {
                                 FormatUptime(status.uptime_ms()));
   if (status.draining()) out += "DRAINING: finishing accepted tasks, refusing new ones\n";
 
-  Table workers("rrlrrlr", {"SLOT", "PID", "STATE", "TASKS", "RESTARTS", "KIND", "RSS MiB"});
+  Table workers("rrlrrrlr",
+                {"SLOT", "PID", "STATE", "TASKS", "RESTARTS", "RECYCLES", "KIND", "RSS MiB"});
   for (const crunch::v1::WorkerInfo& w : status.workers()) {
     workers.AddRow({std::to_string(w.slot()), std::to_string(w.pid()), w.state(),
                     std::to_string(w.tasks_done()), std::to_string(w.restarts()),
-                    w.current_kind().empty() ? "-" : w.current_kind(), FormatMiB(w.rss_bytes())});
+                    std::to_string(w.recycles()), w.current_kind().empty() ? "-" : w.current_kind(),
+                    FormatMiB(w.rss_bytes())});
   }
   out += "\nWorkers\n" + workers.Render("  ");
 

@@ -73,7 +73,7 @@ const { codeName, errorForCode, ConnectionError } = require('./errors');
  * @property {number} uptimeMs
  * @property {boolean} draining
  * @property {{slot: number, pid: number, state: string, tasksDone: number, restarts: number,
- *             currentKind: string, rssBytes: number}[]} workers
+ *             recycles: number, currentKind: string, rssBytes: number}[]} workers
  * @property {{name: string, size: number, busy: number, queued: number, queueCapacity: number,
  *             latency: {p50Us: number, p90Us: number, p99Us: number, maxUs: number, samples: number}}[]} pools
  * @property {{accepted: number, completed: number, failed: number, rejected: number, cancelled: number,
@@ -178,6 +178,7 @@ function toStatus(s) {
       state: w.state,
       tasksDone: Number(w.tasksDone),
       restarts: w.restarts,
+      recycles: w.recycles,
       currentKind: w.currentKind,
       rssBytes: Number(w.rssBytes),
     })),

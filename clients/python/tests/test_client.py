@@ -138,7 +138,8 @@ def test_status_shape(client: crunch.Client) -> None:
     s = client.status()
     assert s["version"] and s["pid"] > 0 and s["uptime_ms"] >= 0 and s["draining"] is False
     assert len(s["workers"]) == 2
-    assert set(s["workers"][0]) >= {"slot", "pid", "state", "tasks_done", "restarts", "rss_bytes"}
+    assert set(s["workers"][0]) >= {"slot", "pid", "state", "tasks_done", "restarts", "recycles",
+                                     "rss_bytes"}
     assert {p["name"] for p in s["pools"]} == {"cpu", "io"}
     cpu = next(p for p in s["pools"] if p["name"] == "cpu")
     assert cpu["size"] == 2 and set(cpu["latency"]) >= {"p50_us", "p99_us", "samples"}
