@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
+#include <cstring>
 #include <limits>
 #include <set>
 #include <string>
@@ -138,7 +139,13 @@ absl::StatusOr<ParamSpec> CheckParam(const crunch_param_spec& p) {
   spec.description = p.description != nullptr ? p.description : "";
   spec.required = p.required != 0;
   spec.default_value = p.default_value != nullptr ? p.default_value : "";
-  switch (p.type) {
+  // The plugin may have put any int there: read it as one. Loading a value
+  // outside the enum's range as crunch_param_type is undefined behaviour
+  // (UBSan stops on it).
+  static_assert(sizeof(p.type) == sizeof(int));
+  int type = 0;
+  std::memcpy(&type, &p.type, sizeof(type));
+  switch (type) {
     case CRUNCH_PARAM_INT: {
       spec.type = ParamSpec::Type::kInt;
       spec.min = p.min;
@@ -161,7 +168,7 @@ absl::StatusOr<ParamSpec> CheckParam(const crunch_param_spec& p) {
       break;
     default:
       return absl::InvalidArgumentError(
-          absl::StrCat("param '", p.name, "' has type ", static_cast<int>(p.type),
+          absl::StrCat("param '", p.name, "' has type ", type,
                        "; allowed: CRUNCH_PARAM_INT (1), CRUNCH_PARAM_STRING (2)"));
   }
   return spec;
