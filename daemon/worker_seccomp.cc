@@ -31,6 +31,13 @@ constexpr const char* kAllowed[] = {
     // The end.
     "exit", "exit_group"};
 
+#ifdef CRUNCH_SANITIZED
+// What the sanitizers' runtimes call in a worker built with them (the asan and
+// tsan presets): pipe2 to probe whether memory is readable before touching it
+// (sanitizer_common's IsAccessibleMemoryRange, used by UBSan's checks).
+constexpr const char* kSanitizerRuntime[] = {"pipe", "pipe2"};
+#endif
+
 // Syscalls that open a file: EACCES instead of death (see the header).
 constexpr const char* kOpens[] = {"open", "openat", "openat2", "creat"};
 
@@ -69,6 +76,11 @@ absl::Status InstallWorkerSeccompFilter() {
   for (const char* name : kAllowed) {
     if (absl::Status s = AddRule(ctx.get(), SCMP_ACT_ALLOW, name); !s.ok()) return s;
   }
+#ifdef CRUNCH_SANITIZED
+  for (const char* name : kSanitizerRuntime) {
+    if (absl::Status s = AddRule(ctx.get(), SCMP_ACT_ALLOW, name); !s.ok()) return s;
+  }
+#endif
   for (const char* name : kOpens) {
     if (absl::Status s = AddRule(ctx.get(), SCMP_ACT_ERRNO(EACCES), name); !s.ok()) return s;
   }
