@@ -160,17 +160,21 @@ class Executor(concurrent.futures.Executor):
                                priority=priority)
         future: concurrent.futures.Future[bytes] = concurrent.futures.Future()
         with self._lock:
-            if self._broken is not None:
-                raise concurrent.futures.BrokenExecutor(
-                    f"the stream to crunchd failed: {self._broken}"
-                ) from self._broken
-            if self._closing:
-                raise RuntimeError("cannot schedule new futures after shutdown")
+            self._check_open()
             self._pending[tag] = future
             self._outbox.append((future, request))
         if self._idle:
             self._wake_senders()
         return future
+
+    def _check_open(self) -> None:
+        """Raises if no task may be queued now (call under _lock)."""
+        if self._broken is not None:
+            raise concurrent.futures.BrokenExecutor(
+                f"the stream to crunchd failed: {self._broken}"
+            ) from self._broken
+        if self._closing:
+            raise RuntimeError("cannot schedule new futures after shutdown")
 
     def map(  # type: ignore[override]  # kind, not a callable
         self,
@@ -202,12 +206,7 @@ class Executor(concurrent.futures.Executor):
         tasks = [task_request(kind, payload, kw) for payload, kw in items]
         run = _MapRun(len(tasks))
         with self._lock:
-            if self._broken is not None:
-                raise concurrent.futures.BrokenExecutor(
-                    f"the stream to crunchd failed: {self._broken}"
-                ) from self._broken
-            if self._closing:
-                raise RuntimeError("cannot schedule new futures after shutdown")
+            self._check_open()
             pending, outbox, tags = self._pending, self._outbox, self._tags
             for index, request in enumerate(tasks):
                 request.tag = tag = next(tags)
