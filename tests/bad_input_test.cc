@@ -21,6 +21,8 @@
 #include <mutex>
 #include <random>
 #include <string>
+#include <tuple>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "tests/testing/daemon_process.h"
@@ -108,6 +110,53 @@ class BadInputTest : public ::testing::Test {
     return status;
   }
 
+  // A streaming call (RunStream, RunBatches) with `messages` written as they
+  // are, then a half-close; the replies as they came, and the call's status.
+  grpc::Status RawStream(const std::string& method, const std::vector<std::string>& messages,
+                         std::vector<std::string>* replies) {
+    grpc::GenericStub generic(
+        grpc::CreateChannel(daemon_->address(), grpc::InsecureChannelCredentials()));
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+    grpc::CompletionQueue cq;
+    auto wait = [&cq] {
+      void* tag = nullptr;
+      bool ok = false;
+      return cq.Next(&tag, &ok) && ok;
+    };
+    std::unique_ptr<grpc::GenericClientAsyncReaderWriter> call =
+        generic.PrepareCall(&context, method, &cq);
+    call->StartCall(nullptr);
+    bool open = wait();
+    for (const std::string& bytes : messages) {
+      if (!open) break;
+      grpc::Slice slice(bytes);
+      grpc::ByteBuffer message(&slice, 1);
+      call->Write(message, nullptr);
+      open = wait();
+    }
+    if (open) {
+      call->WritesDone(nullptr);
+      (void)wait();
+    }
+    for (;;) {
+      grpc::ByteBuffer reply;
+      call->Read(&reply, nullptr);
+      if (!wait()) break;
+      std::vector<grpc::Slice> slices;
+      std::string text;
+      if (reply.Dump(&slices).ok()) {
+        for (const grpc::Slice& s : slices)
+          text.append(reinterpret_cast<const char*>(s.begin()), s.size());
+      }
+      replies->push_back(std::move(text));
+    }
+    grpc::Status status;
+    call->Finish(&status, nullptr);
+    (void)wait();
+    return status;
+  }
+
   static DaemonProcess* daemon_;
   std::unique_ptr<crunch::v1::Crunch::Stub> stub_;
 };
@@ -139,6 +188,83 @@ TEST_F(BadInputTest, MalformedProtobufIsInternalFromGrpcItself) {
   // A method that does not exist.
   s = RawCall("/crunch.v1.Crunch/Explode", "");
   EXPECT_EQ(s.error_code(), grpc::StatusCode::UNIMPLEMENTED);
+}
+
+TEST_F(BadInputTest, AMalformedStreamMessageEndsTheStreamAfterTheTasksBeforeIt) {
+  // RunStream and RunBatches decode their messages themselves too: a message
+  // that is not one ends the reading, the tasks read before it end as usual
+  // and their results are written, then the call ends as gRPC ends it for a
+  // message it cannot parse.
+  crunch::v1::TaskRequest good;
+  good.set_kind("sha256");
+  good.set_payload("abc");
+  good.set_tag(7);
+  crunch::v1::TaskBatch batch;
+  *batch.add_tasks() = good;
+  const std::string not_utf8_kind("\x0a\x02\xc3\x28", 4);
+  for (const auto& [method, first, bad] :
+       {std::tuple<std::string, std::string, std::string>{"/crunch.v1.Crunch/RunStream",
+                                                          good.SerializeAsString(), not_utf8_kind},
+        {"/crunch.v1.Crunch/RunBatches", batch.SerializeAsString(),
+         absl::StrCat("\x0a\x04", not_utf8_kind)}}) {
+    std::vector<std::string> replies;
+    grpc::Status s = RawStream(method, {first, bad, first}, &replies);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::INTERNAL) << method;
+    EXPECT_EQ(s.error_message(), "Unable to parse request") << method;
+    ASSERT_EQ(replies.size(), 1u) << method;
+    crunch::v1::TaskResult result;
+    if (method.ends_with("RunStream")) {
+      ASSERT_TRUE(result.ParseFromString(replies[0]));
+    } else {
+      crunch::v1::ResultBatch results;
+      ASSERT_TRUE(results.ParseFromString(replies[0]));
+      ASSERT_EQ(results.results_size(), 1);
+      result = results.results(0);
+    }
+    EXPECT_EQ(result.tag(), 7u) << method;
+    EXPECT_EQ(result.code(), 0) << method << ": " << result.error();
+  }
+}
+
+TEST_F(BadInputTest, AnOversizedPayloadOnAStreamIsRefusedAndTheStreamGoesOn) {
+  crunch::v1::TaskRequest big;
+  big.set_kind("sha256");
+  big.set_payload(std::string(2 << 20, 'x'));
+  big.set_tag(1);
+  crunch::v1::TaskRequest small;
+  small.set_kind("sha256");
+  small.set_payload("abc");
+  small.set_tag(2);
+  crunch::v1::TaskBatch batch;
+  *batch.add_tasks() = big;
+  *batch.add_tasks() = small;
+  for (const auto& [method, messages] :
+       {std::pair<std::string, std::vector<std::string>>{
+            "/crunch.v1.Crunch/RunStream", {big.SerializeAsString(), small.SerializeAsString()}},
+        {"/crunch.v1.Crunch/RunBatches", {batch.SerializeAsString()}}}) {
+    std::vector<std::string> replies;
+    grpc::Status s = RawStream(method, messages, &replies);
+    ASSERT_TRUE(s.ok()) << method << ": " << s.error_message();
+    std::map<uint64_t, crunch::v1::TaskResult> by_tag;
+    for (const std::string& reply : replies) {
+      if (method.ends_with("RunStream")) {
+        crunch::v1::TaskResult result;
+        ASSERT_TRUE(result.ParseFromString(reply));
+        by_tag[result.tag()] = result;
+      } else {
+        crunch::v1::ResultBatch results;
+        ASSERT_TRUE(results.ParseFromString(reply));
+        for (const auto& result : results.results()) by_tag[result.tag()] = result;
+      }
+    }
+    ASSERT_EQ(by_tag.size(), 2u) << method;
+    EXPECT_EQ(by_tag[1].code(), static_cast<int>(grpc::StatusCode::RESOURCE_EXHAUSTED)) << method;
+    EXPECT_EQ(by_tag[1].error(),
+              "payload is 2097152 bytes; the limit is 1048576 ([limits] max_payload_bytes)");
+    EXPECT_EQ(by_tag[2].code(), 0) << method;
+    EXPECT_EQ(by_tag[2].output(),
+              "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  }
 }
 
 TEST_F(BadInputTest, ThePayloadSentLastIsTheOneThatRuns) {

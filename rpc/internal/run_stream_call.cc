@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "boost/asio/post.hpp"
+#include "rpc/internal/task_request_decoder.h"
 #include "rpc/proto_conversion.h"
 
 namespace crunch::rpc::internal {
@@ -64,26 +65,36 @@ void StreamCall<Messages>::OnEvent(Op op, bool ok) {
         MaybeFinishLocked();
         return;
       }
+      const uint64_t limit = scheduler_->max_payload_bytes().load(std::memory_order_relaxed);
+      std::vector<DecodedTask> tasks;
+      bool decoded = false;
       if constexpr (std::is_same_v<Messages, SingleTaskMessages>) {
+        DecodedTask& task = tasks.emplace_back();
+        decoded = DecodeTaskRequest(incoming_, limit, &task.request, &task.oversized_payload_bytes);
+      } else {
+        decoded = DecodeTaskBatch(incoming_, limit, &tasks);
+      }
+      incoming_.Clear();  // Frees the received slices now.
+      if (!decoded) {
+        // gRPC's own answer to a message it cannot parse; what was read
+        // before it still ends as usual.
+        std::lock_guard<std::mutex> lock(mu_);
+        finish_status_ = grpc::Status(grpc::StatusCode::INTERNAL, "Unable to parse request");
+        reads_done_ = true;
+        MaybeFinishLocked();
+        return;
+      }
+      if (!tasks.empty()) {
         {
           std::lock_guard<std::mutex> lock(mu_);
-          ++outstanding_;
+          outstanding_ += tasks.size();
         }
-        boost::asio::post(*io_, [this, request = std::move(incoming_)]() mutable {
-          SubmitOnIoThread(std::move(request));
-        });
-      } else if (incoming_.tasks_size() > 0) {
-        {
-          std::lock_guard<std::mutex> lock(mu_);
-          outstanding_ += static_cast<uint64_t>(incoming_.tasks_size());
-        }
-        boost::asio::post(*io_, [this, batch = std::move(incoming_)]() mutable {
-          for (crunch::v1::TaskRequest& request : *batch.mutable_tasks()) {
-            SubmitOnIoThread(std::move(request));
+        boost::asio::post(*io_, [this, limit, tasks = std::move(tasks)]() mutable {
+          for (DecodedTask& task : tasks) {
+            SubmitOnIoThread(std::move(task.request), task.oversized_payload_bytes, limit);
           }
         });
       }
-      incoming_.Clear();
       stream_.Read(&incoming_, &read_tag_);
       return;
     }
@@ -126,10 +137,14 @@ void StreamCall<Messages>::CancelTasksOnIoThread() {
 }
 
 template <typename Messages>
-void StreamCall<Messages>::SubmitOnIoThread(crunch::v1::TaskRequest request) {
+void StreamCall<Messages>::SubmitOnIoThread(crunch::v1::TaskRequest request,
+                                            uint64_t oversized_payload_bytes,
+                                            uint64_t payload_limit) {
   const uint64_t tag = request.tag();
+  daemon::TaskRequest task = FromProto(std::move(request));
+  if (oversized_payload_bytes != 0) task.unread_payload = {oversized_payload_bytes, payload_limit};
   absl::StatusOr<uint64_t> id =
-      scheduler_->Submit(FromProto(std::move(request)), [this](const daemon::TaskResult& result) {
+      scheduler_->Submit(std::move(task), [this](const daemon::TaskResult& result) {
         live_tasks_.erase(result.task_id);
         crunch::v1::TaskResult out;
         ToProto(result, &out);
@@ -176,7 +191,21 @@ void StreamCall<Messages>::WriteNextLocked() {
   grpc::WriteOptions options;
   // More results are queued: let gRPC coalesce them into fewer frames.
   if (!pending_writes_.empty()) options.set_buffer_hint();
-  stream_.Write(writing_, options, &write_tag_);
+  bool own_buffer = false;
+  writing_bytes_.Clear();
+  if (grpc::Status s =
+          grpc::SerializationTraits<Out>::Serialize(writing_, &writing_bytes_, &own_buffer);
+      !s.ok()) {
+    // Not expected (a result is at most max_output_bytes): end the call.
+    broken_ = true;
+    write_in_flight_ = false;
+    pending_writes_.clear();
+    finish_status_ = s;
+    context_.TryCancel();
+    MaybeFinishLocked();
+    return;
+  }
+  stream_.Write(writing_bytes_, options, &write_tag_);
 }
 
 template <typename Messages>
@@ -186,7 +215,7 @@ void StreamCall<Messages>::MaybeFinishLocked() {
     return;
   }
   finishing_ = true;
-  stream_.Finish(grpc::Status::OK, &finish_tag_);
+  stream_.Finish(finish_status_, &finish_tag_);
 }
 
 template class StreamCall<SingleTaskMessages>;

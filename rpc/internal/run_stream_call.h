@@ -4,14 +4,19 @@
 // it is written, up to about 1 MiB of outputs). Everything else is the same.
 //
 // Reads and writes are independent: the completion-queue thread keeps one
-// Read() outstanding and posts each request to the io_context, where the
-// Scheduler accepts (or refuses) it; each result comes back through Enqueue()
+// Read() outstanding, decodes each message itself (the methods are raw:
+// task_request_decoder.h, so a payload is copied once, and not at all if it
+// is over [limits] max_payload_bytes) and posts its tasks to the io_context,
+// where the Scheduler accepts (or refuses) them; each result comes back through Enqueue()
 // and is written in completion order, one Write() outstanding at a time (a
 // gRPC rule), the rest waiting in a queue. A refused or failed task is just a
 // result with a non-zero code: the stream goes on.
 //
 // The call ends (Finish) once the client has half-closed, every task it sent
-// has ended and every result is written. If the client goes away early (gRPC's
+// has ended and every result is written. A message that does not decode ends
+// the reading as a half-close would, and the call then finishes with gRPC's
+// own INTERNAL "Unable to parse request" (the tasks before it still end and
+// their results are written first). If the client goes away early (gRPC's
 // done report says the call was cancelled), its tasks still queued or running
 // are cancelled, their results dropped as they arrive, and the call still
 // waits for them, so no callback can outlive the object. It is deleted after
@@ -82,7 +87,8 @@ class StreamCall {
   ~StreamCall() = default;
 
   void OnEvent(Op op, bool ok);
-  void SubmitOnIoThread(crunch::v1::TaskRequest request);
+  void SubmitOnIoThread(crunch::v1::TaskRequest request, uint64_t oversized_payload_bytes,
+                        uint64_t payload_limit);
   void Enqueue(crunch::v1::TaskResult result);
   void WriteNextLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void MaybeFinishLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -95,8 +101,8 @@ class StreamCall {
   daemon::Scheduler* scheduler_;
   const CallAuthorizer* authorizer_;
   grpc::ServerContext context_;
-  grpc::ServerAsyncReaderWriter<Out, In> stream_;
-  In incoming_;  // Owned by the outstanding Read().
+  grpc::ServerAsyncReaderWriter<grpc::ByteBuffer, grpc::ByteBuffer> stream_;
+  grpc::ByteBuffer incoming_;  // Owned by the outstanding Read().
   OpTag accept_tag_{this, Op::kAccept};
   OpTag read_tag_{this, Op::kRead};
   OpTag write_tag_{this, Op::kWrite};
@@ -108,6 +114,8 @@ class StreamCall {
   std::mutex mu_;
   std::deque<crunch::v1::TaskResult> pending_writes_ ABSL_GUARDED_BY(mu_);
   Out writing_ ABSL_GUARDED_BY(mu_);
+  grpc::ByteBuffer writing_bytes_ ABSL_GUARDED_BY(mu_);  // writing_, serialized.
+  grpc::Status finish_status_ ABSL_GUARDED_BY(mu_);      // OK, or why reading stopped.
   bool write_in_flight_ ABSL_GUARDED_BY(mu_) = false;
   bool reads_done_ ABSL_GUARDED_BY(mu_) = false;
   bool broken_ ABSL_GUARDED_BY(mu_) = false;  // A write failed: the client is gone.

@@ -1,6 +1,5 @@
 #include "rpc/internal/task_request_decoder.h"
 
-#include <grpcpp/impl/codegen/proto_utils.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -15,6 +14,8 @@ namespace {
 
 // TaskRequest.payload: field 2, wire type 2 (length-delimited).
 constexpr uint64_t kPayloadField = 2;
+// TaskBatch.tasks: field 1, repeated TaskRequest.
+constexpr uint64_t kBatchTasksField = 1;
 constexpr uint64_t kWireVarint = 0;
 constexpr uint64_t kWireFixed64 = 1;
 constexpr uint64_t kWireLengthDelimited = 2;
@@ -36,6 +37,13 @@ class SliceCursor {
   }
 
   size_t remaining() const { return remaining_; }
+
+  // The next `n` bytes (REQUIRES: n <= remaining()) as a cursor of their own.
+  SliceCursor Prefix(size_t n) const {
+    SliceCursor prefix = *this;
+    prefix.remaining_ = n;
+    return prefix;
+  }
 
   bool ReadVarint(int max_bytes, uint64_t* value) {
     uint64_t v = 0;
@@ -121,37 +129,41 @@ void PrepareForCopy(char* data, size_t size) {
   }
 }
 
-// protobuf's parser over the whole message: the path for whatever the scan
-// leaves to it.
-bool ParseWhole(const grpc::ByteBuffer& buffer, crunch::v1::TaskRequest* out) {
-  out->Clear();
-  grpc::ByteBuffer copy(buffer);  // Shares the slices; Deserialize clears it.
-  return grpc::SerializationTraits<crunch::v1::TaskRequest>::Deserialize(&copy, out).ok();
+// protobuf's parser over the bytes under `cursor`: the path for whatever the
+// scan leaves to it.
+template <typename Message>
+bool ParseWhole(SliceCursor cursor, Message* out) {
+  std::string bytes;
+  bytes.reserve(cursor.remaining());
+  cursor.AppendTo(cursor.remaining(), &bytes);
+  return out->ParseFromString(bytes);
 }
 
-}  // namespace
+// One field of a message as the scan sees it: where it starts (its tag), its
+// number and wire type, and for a length-delimited field, its value.
+struct Field {
+  SliceCursor start;
+  uint64_t number = 0;
+  uint64_t wire_type = 0;
+  std::optional<SliceCursor> value;
+};
 
-bool DecodeTaskRequest(const grpc::ByteBuffer& buffer, uint64_t max_payload_bytes,
-                       crunch::v1::TaskRequest* out, uint64_t* oversized_payload_bytes,
-                       DecodePath* path) {
-  DecodePath ignored_path;
-  if (path == nullptr) path = &ignored_path;
-  *path = DecodePath::kWholeToProtobuf;
-  *oversized_payload_bytes = 0;
-  std::vector<grpc::Slice> slices;
-  if (!buffer.Dump(&slices).ok()) return false;
-  SliceCursor cursor(slices);
-  std::string others;  // Every field but the payload, as received.
-  std::optional<SliceCursor> payload_at;
-  uint64_t payload_size = 0;
+// Walks the fields at the top level of the message under `cursor`, calling
+// on_field(const Field&) for each. Returns false, having stopped, at what the
+// scan leaves to protobuf's parser (a group, a varint that does not end, a
+// length past the end of the message, a field number of 0).
+template <typename OnField>
+bool ScanFields(SliceCursor cursor, OnField on_field) {
   while (cursor.remaining() > 0) {
-    const SliceCursor field_start = cursor;
+    Field field{.start = cursor};
     uint64_t tag = 0;
     if (!cursor.ReadVarint(kMaxTagBytes, &tag) || tag > UINT32_MAX || (tag >> 3) == 0) {
-      return ParseWhole(buffer, out);
+      return false;
     }
+    field.number = tag >> 3;
+    field.wire_type = tag & 7;
     bool ok = false;
-    switch (tag & 7) {
+    switch (field.wire_type) {
       case kWireVarint: {
         uint64_t ignored = 0;
         ok = cursor.ReadVarint(kMaxVarintBytes, &ignored);
@@ -167,32 +179,101 @@ bool DecodeTaskRequest(const grpc::ByteBuffer& buffer, uint64_t max_payload_byte
         uint64_t length = 0;
         ok = cursor.ReadVarint(kMaxLengthBytes, &length) && length <= kMaxLength &&
              length <= cursor.remaining();
-        if (ok && (tag >> 3) == kPayloadField) {
-          payload_at = cursor;  // A later payload replaces this one.
-          payload_size = length;
+        if (ok) {
+          field.value = cursor.Prefix(length);
           cursor.Skip(length);
-          continue;
         }
-        ok = ok && cursor.Skip(length);
         break;
       }
       default:  // Groups (3, 4) and the invalid wire types 6 and 7.
         break;
     }
-    if (!ok) return ParseWhole(buffer, out);
-    SliceCursor copy_from = field_start;
-    copy_from.AppendTo(field_start.remaining() - cursor.remaining(), &others);
+    if (!ok) return false;
+    on_field(field, field.start.remaining() - cursor.remaining());
+  }
+  return true;
+}
+
+// DecodeTaskRequest over the message under `message`.
+bool DecodeRequestAt(SliceCursor message, uint64_t max_payload_bytes, crunch::v1::TaskRequest* out,
+                     uint64_t* oversized_payload_bytes, DecodePath* path) {
+  *path = DecodePath::kWholeToProtobuf;
+  *oversized_payload_bytes = 0;
+  std::string others;  // Every field but the payload, as received.
+  std::optional<SliceCursor> payload;
+  const bool scanned = ScanFields(message, [&](const Field& field, size_t bytes) {
+    if (field.number == kPayloadField && field.value.has_value()) {
+      payload = field.value;  // A later payload replaces this one.
+      return;
+    }
+    SliceCursor copy_from = field.start;
+    copy_from.AppendTo(bytes, &others);
+  });
+  if (!scanned) {
+    out->Clear();
+    return ParseWhole(message, out);
   }
   *path = DecodePath::kScanned;
   if (!out->ParseFromString(others)) return false;
-  if (payload_at.has_value() && payload_size > max_payload_bytes) {
-    *oversized_payload_bytes = payload_size;
-  } else if (payload_at.has_value()) {
-    std::string payload;
-    payload.reserve(payload_size);
-    if (payload_size >= kPrefaultMinBytes) PrepareForCopy(payload.data(), payload_size);
-    payload_at->AppendTo(payload_size, &payload);
-    out->set_payload(std::move(payload));
+  if (payload.has_value() && payload->remaining() > max_payload_bytes) {
+    *oversized_payload_bytes = payload->remaining();
+  } else if (payload.has_value()) {
+    const size_t size = payload->remaining();
+    std::string bytes;
+    bytes.reserve(size);
+    if (size >= kPrefaultMinBytes) PrepareForCopy(bytes.data(), size);
+    payload->AppendTo(size, &bytes);
+    out->set_payload(std::move(bytes));
+  }
+  return true;
+}
+
+}  // namespace
+
+bool DecodeTaskRequest(const grpc::ByteBuffer& buffer, uint64_t max_payload_bytes,
+                       crunch::v1::TaskRequest* out, uint64_t* oversized_payload_bytes,
+                       DecodePath* path) {
+  DecodePath ignored_path;
+  if (path == nullptr) path = &ignored_path;
+  *path = DecodePath::kWholeToProtobuf;
+  *oversized_payload_bytes = 0;
+  std::vector<grpc::Slice> slices;
+  if (!buffer.Dump(&slices).ok()) return false;
+  return DecodeRequestAt(SliceCursor(slices), max_payload_bytes, out, oversized_payload_bytes,
+                         path);
+}
+
+bool DecodeTaskBatch(const grpc::ByteBuffer& buffer, uint64_t max_payload_bytes,
+                     std::vector<DecodedTask>* out, DecodePath* path) {
+  DecodePath ignored_path;
+  if (path == nullptr) path = &ignored_path;
+  *path = DecodePath::kWholeToProtobuf;
+  out->clear();
+  std::vector<grpc::Slice> slices;
+  if (!buffer.Dump(&slices).ok()) return false;
+  const SliceCursor message(slices);
+  bool tasks_ok = true;
+  bool all_scanned = true;
+  const bool scanned = ScanFields(message, [&](const Field& field, size_t) {
+    // TaskBatch.tasks (1, length-delimited); anything else is a field this
+    // version does not know, which protobuf would keep and crunchd ignores.
+    if (!tasks_ok || field.number != kBatchTasksField || !field.value.has_value()) return;
+    DecodedTask& task = out->emplace_back();
+    DecodePath task_path = DecodePath::kScanned;
+    tasks_ok = DecodeRequestAt(*field.value, max_payload_bytes, &task.request,
+                               &task.oversized_payload_bytes, &task_path);
+    all_scanned = all_scanned && task_path == DecodePath::kScanned;
+  });
+  if (scanned) {
+    if (!tasks_ok) return false;  // protobuf's verdict on that task, so on the batch.
+    *path = all_scanned ? DecodePath::kScanned : DecodePath::kWholeToProtobuf;
+    return true;
+  }
+  out->clear();
+  crunch::v1::TaskBatch batch;
+  if (!ParseWhole(message, &batch)) return false;
+  for (crunch::v1::TaskRequest& request : *batch.mutable_tasks()) {
+    out->push_back(DecodedTask{.request = std::move(request), .oversized_payload_bytes = 0});
   }
   return true;
 }

@@ -1,5 +1,5 @@
-// DecodeTaskRequest: a crunch.v1.TaskRequest out of the slices gRPC received,
-// with its payload copied once.
+// DecodeTaskRequest, DecodeTaskBatch: a crunch.v1.TaskRequest (or a TaskBatch
+// of them) out of the slices gRPC received, each payload copied once.
 //
 // protobuf's parser, which gRPC runs for a typed method, appends a bytes field
 // to its string slice by slice, growing the string as it goes: a 64 MiB
@@ -33,6 +33,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <vector>
 
 #include "crunch/v1/crunch.pb.h"
 
@@ -54,6 +55,22 @@ enum class DecodePath { kScanned, kWholeToProtobuf };
 bool DecodeTaskRequest(const grpc::ByteBuffer& buffer, uint64_t max_payload_bytes,
                        crunch::v1::TaskRequest* out, uint64_t* oversized_payload_bytes,
                        DecodePath* path = nullptr);
+
+// One task of a TaskBatch, as DecodeTaskRequest decodes it.
+struct DecodedTask {
+  crunch::v1::TaskRequest request;
+  uint64_t oversized_payload_bytes = 0;  // As DecodeTaskRequest's; 0: none left out.
+};
+
+// Replaces *out with the tasks of the crunch.v1.TaskBatch in `buffer`, each
+// decoded as DecodeTaskRequest decodes a request (its payload copied once, or
+// left out and measured if over `max_payload_bytes`). Returns false if the
+// bytes are not a valid TaskBatch. A batch the scan does not expect at its
+// top level goes whole to protobuf's parser (payloads then arrive whatever
+// their size); `path` says kScanned only if the batch and every task were
+// scanned.
+bool DecodeTaskBatch(const grpc::ByteBuffer& buffer, uint64_t max_payload_bytes,
+                     std::vector<DecodedTask>* out, DecodePath* path = nullptr);
 
 // A payload string from kPrefaultMinBytes on has its pages faulted in by one
 // madvise(MADV_POPULATE_WRITE) before the copy; from kHugePagesMinBytes on it

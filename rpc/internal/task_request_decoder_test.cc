@@ -306,5 +306,82 @@ TEST(DecodeTaskRequest, RandomlyDamagedMessagesGetProtobufsVerdict) {
   }
 }
 
+// DecodeTaskBatch against protobuf's parser of the whole TaskBatch: the same
+// verdict, and the same tasks when both accept it.
+void ExpectBatchSameAsProtobuf(const std::string& bytes, size_t slice_size) {
+  SCOPED_TRACE(absl::StrCat(bytes.size(), " bytes in slices of ", slice_size));
+  crunch::v1::TaskBatch expected;
+  const bool expected_ok = expected.ParseFromString(bytes);
+  std::vector<DecodedTask> decoded;
+  const bool ok = DecodeTaskBatch(Sliced(bytes, slice_size), UINT64_MAX, &decoded);
+  ASSERT_EQ(ok, expected_ok);
+  if (!ok) return;
+  ASSERT_EQ(decoded.size(), static_cast<size_t>(expected.tasks_size()));
+  for (size_t i = 0; i < decoded.size(); ++i) {
+    EXPECT_EQ(decoded[i].oversized_payload_bytes, 0u);
+    EXPECT_TRUE(MessageDifferencer::Equals(decoded[i].request, expected.tasks(static_cast<int>(i))))
+        << i;
+  }
+}
+
+TEST(DecodeTaskBatch, DecodesEveryTaskWhateverTheSlicing) {
+  crunch::v1::TaskBatch batch;
+  for (size_t payload : {size_t{0}, size_t{1}, size_t{5000}, size_t{70000}}) {
+    *batch.add_tasks() = Full(payload);
+  }
+  const std::string bytes = batch.SerializeAsString();
+  for (size_t slice_size : {size_t{1}, size_t{7}, size_t{4096}, bytes.size()}) {
+    std::vector<DecodedTask> decoded;
+    DecodePath path = DecodePath::kWholeToProtobuf;
+    ASSERT_TRUE(DecodeTaskBatch(Sliced(bytes, slice_size), UINT64_MAX, &decoded, &path));
+    EXPECT_EQ(path, DecodePath::kScanned);
+    ExpectBatchSameAsProtobuf(bytes, slice_size);
+  }
+  ExpectBatchSameAsProtobuf("", 1);  // No tasks.
+}
+
+TEST(DecodeTaskBatch, EachPayloadOverTheLimitIsLeftOutAndMeasured) {
+  crunch::v1::TaskBatch batch;
+  *batch.add_tasks() = Full(100);
+  *batch.add_tasks() = Full(5000);
+  *batch.add_tasks() = Full(200);
+  std::vector<DecodedTask> decoded;
+  ASSERT_TRUE(DecodeTaskBatch(Sliced(batch.SerializeAsString(), 9), 1000, &decoded));
+  ASSERT_EQ(decoded.size(), 3u);
+  EXPECT_EQ(decoded[0].oversized_payload_bytes, 0u);
+  EXPECT_EQ(decoded[0].request.payload(), batch.tasks(0).payload());
+  EXPECT_EQ(decoded[1].oversized_payload_bytes, 5000u);
+  EXPECT_TRUE(decoded[1].request.payload().empty());
+  EXPECT_EQ(decoded[1].request.tag(), batch.tasks(1).tag());
+  EXPECT_EQ(decoded[2].request.payload(), batch.tasks(2).payload());
+}
+
+TEST(DecodeTaskBatch, UnknownFieldsGroupsAndDamageGetProtobufsVerdict) {
+  crunch::v1::TaskBatch batch;
+  *batch.add_tasks() = Full(40);
+  *batch.add_tasks() = Full(3);
+  const std::string valid = batch.SerializeAsString();
+  // An unknown field around the tasks; field 1 as a varint (an unknown field
+  // for protobuf too); a group inside a task, left to protobuf.
+  ExpectBatchSameAsProtobuf(absl::StrCat(Varint(5 << 3 | 0), Varint(9), valid), 3);
+  ExpectBatchSameAsProtobuf(absl::StrCat(valid, Varint(1 << 3 | 0), Varint(1)), 2);
+  const std::string task_with_group =
+      absl::StrCat(Varint(9 << 3 | 3), Varint(9 << 3 | 4), LengthDelimited(2, "after"));
+  ExpectBatchSameAsProtobuf(absl::StrCat(LengthDelimited(1, task_with_group), valid), 4);
+  // A task whose kind is not UTF-8 fails the batch, as protobuf fails it.
+  ExpectBatchSameAsProtobuf(
+      absl::StrCat(valid, LengthDelimited(1, LengthDelimited(1, std::string("\xc3\x28", 2)))), 5);
+  // Every truncation, and random damage.
+  for (size_t cut = 0; cut <= valid.size(); ++cut)
+    ExpectBatchSameAsProtobuf(valid.substr(0, cut), 7);
+  std::mt19937 random(20261206);
+  for (int i = 0; i < 2000 && !HasFailure(); ++i) {
+    std::string bytes = valid;
+    const size_t at = random() % bytes.size();
+    bytes[at] = static_cast<char>(bytes[at] ^ (1 << (random() % 8)));
+    ExpectBatchSameAsProtobuf(bytes, 1 + random() % 16);
+  }
+}
+
 }  // namespace
 }  // namespace crunch::rpc::internal
