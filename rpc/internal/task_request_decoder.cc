@@ -149,7 +149,8 @@ struct Field {
 };
 
 // Walks the fields at the top level of the message under `cursor`, calling
-// on_field(const Field&) for each. Returns false, having stopped, at what the
+// on_field(const Field&, size_t bytes) for each, `bytes` being the whole
+// field's size (tag included). Returns false, having stopped, at what the
 // scan leaves to protobuf's parser (a group, a varint that does not end, a
 // length past the end of the message, a field number of 0).
 template <typename OnField>
