@@ -85,11 +85,8 @@ struct Handlers {
 // scheduler refuses that task naming the limit).
 template <typename Call>
 daemon::TaskRequest TaskFrom(Call* call) {
-  daemon::TaskRequest request = FromProto(std::move(*call->mutable_request()));
-  if (call->unread_payload_bytes() != 0) {
-    request.unread_payload = {call->unread_payload_bytes(), call->payload_limit()};
-  }
-  return request;
+  return FromProto(std::move(*call->mutable_request()), call->unread_payload_bytes(),
+                   call->payload_limit());
 }
 
 Handlers MakeHandlers(const GrpcFrontend::Context& ctx) {

@@ -141,15 +141,14 @@ void StreamCall<Messages>::SubmitOnIoThread(crunch::v1::TaskRequest request,
                                             uint64_t oversized_payload_bytes,
                                             uint64_t payload_limit) {
   const uint64_t tag = request.tag();
-  daemon::TaskRequest task = FromProto(std::move(request));
-  if (oversized_payload_bytes != 0) task.unread_payload = {oversized_payload_bytes, payload_limit};
   absl::StatusOr<uint64_t> id =
-      scheduler_->Submit(std::move(task), [this](const daemon::TaskResult& result) {
-        live_tasks_.erase(result.task_id);
-        crunch::v1::TaskResult out;
-        ToProto(result, &out);
-        Enqueue(std::move(out));
-      });
+      scheduler_->Submit(FromProto(std::move(request), oversized_payload_bytes, payload_limit),
+                         [this](const daemon::TaskResult& result) {
+                           live_tasks_.erase(result.task_id);
+                           crunch::v1::TaskResult out;
+                           ToProto(result, &out);
+                           Enqueue(std::move(out));
+                         });
   if (id.ok()) {
     live_tasks_.insert(*id);
   } else {
