@@ -32,25 +32,23 @@ std::span<const std::byte> AsBytes(const std::string& s) {
   return std::as_bytes(std::span<const char>(s.data(), s.size()));
 }
 
-// [limits] max_params and max_param_bytes. A name in a message is cut short:
-// it may be the oversized thing itself.
+// [limits] max_params and max_param_bytes, for a request whose transport did
+// not check them (TaskRequest::left_out).
+RequestLimits ToRequestLimits(const LimitsConfig& limits) {
+  return RequestLimits{.max_payload_bytes = limits.max_payload_bytes,
+                       .max_params = limits.max_params,
+                       .max_param_bytes = limits.max_param_bytes};
+}
+
 absl::Status CheckParamSizes(const std::map<std::string, std::string>& params,
                              const LimitsConfig& limits) {
   if (params.size() > limits.max_params) {
-    return absl::ResourceExhaustedError(absl::StrCat("the request has ", params.size(),
-                                                     " params; the limit is ", limits.max_params,
-                                                     " ([limits] max_params)"));
+    return TooManyParamsError(params.size(), limits.max_params);
   }
-  constexpr size_t kShownName = 32;
   for (const auto& [name, value] : params) {
-    const bool name_too_long = name.size() > limits.max_param_bytes;
-    if (!name_too_long && value.size() <= limits.max_param_bytes) continue;
-    const std::string shown = absl::CHexEscape(
-        name.size() > kShownName ? absl::StrCat(name.substr(0, kShownName), "...") : name);
-    return absl::ResourceExhaustedError(
-        absl::StrCat("param '", shown, "' has a ", name_too_long ? "name" : "value", " of ",
-                     name_too_long ? name.size() : value.size(), " bytes; the limit is ",
-                     limits.max_param_bytes, " ([limits] max_param_bytes)"));
+    if (name.size() > limits.max_param_bytes || value.size() > limits.max_param_bytes) {
+      return ParamTooLongError(name, name.size(), value.size(), limits.max_param_bytes);
+    }
   }
   return absl::OkStatus();
 }
@@ -115,7 +113,7 @@ Scheduler::Scheduler(boost::asio::io_context& io, const Config& config,
                      std::shared_ptr<const KindRegistry> kinds)
     : io_(io),
       config_(config),
-      max_payload_bytes_(config.limits.max_payload_bytes),
+      request_limits_(ToRequestLimits(config.limits)),
       kinds_(std::move(kinds)),
       cpu_queue_(config.cpu.queue_capacity),
       io_queue_(config.io.queue_capacity),
@@ -149,6 +147,7 @@ absl::StatusOr<uint64_t> Scheduler::Submit(TaskRequest request, TaskDoneCallback
     return reject(absl::UnavailableError("crunchd is shutting down and accepts no new tasks"));
   }
   // The parameters' sizes first: nothing below copies or parses them before this.
+  if (!request.left_out.params.ok()) return reject(request.left_out.params);
   if (absl::Status s = CheckParamSizes(request.params, config_.limits); !s.ok()) return reject(s);
   absl::StatusOr<KindRegistry::Entry> entry = kinds_->Find(request.kind);
   if (!entry.ok()) return reject(entry.status());
@@ -159,13 +158,12 @@ absl::StatusOr<uint64_t> Scheduler::Submit(TaskRequest request, TaskDoneCallback
       return reject(q);
     }
   }
-  if (request.unread_payload.has_value() ||
-      request.payload.size() > config_.limits.max_payload_bytes) {
-    const TaskRequest::UnreadPayload over = request.unread_payload.value_or(
-        TaskRequest::UnreadPayload{request.payload.size(), config_.limits.max_payload_bytes});
-    return reject(absl::ResourceExhaustedError(absl::StrCat("payload is ", over.bytes,
-                                                            " bytes; the limit is ", over.limit,
-                                                            " ([limits] max_payload_bytes)")));
+  if (request.left_out.payload_bytes != 0) {
+    return reject(
+        PayloadTooLargeError(request.left_out.payload_bytes, request.left_out.payload_limit));
+  }
+  if (request.payload.size() > config_.limits.max_payload_bytes) {
+    return reject(PayloadTooLargeError(request.payload.size(), config_.limits.max_payload_bytes));
   }
   if (keep_result && !request.idempotency_key.empty()) {
     auto it = idempotency_.find(request.idempotency_key);
@@ -807,7 +805,7 @@ void Scheduler::Reload(const Config& config) {
   restart_needed("[server] token_file", next.token_file != now.token_file);
   restart_needed("[metrics] listen", config.metrics.listen != config_.metrics.listen);
   config_ = std::move(applied);
-  max_payload_bytes_.store(config_.limits.max_payload_bytes, std::memory_order_relaxed);
+  request_limits_.Store(ToRequestLimits(config_.limits));
 }
 
 SchedulerSnapshot Scheduler::Snapshot() const {

@@ -42,7 +42,7 @@
 //     grace period; whatever is left then ends with UNAVAILABLE.
 //
 // Thread safety: not thread-safe; all calls on the io_context's thread,
-// except max_payload_bytes().
+// except request_limits().
 
 #ifndef CRUNCH_DAEMON_SCHEDULER_H_
 #define CRUNCH_DAEMON_SCHEDULER_H_
@@ -70,6 +70,7 @@
 #include "daemon/kinds/io_kinds.h"
 #include "daemon/latency_window.h"
 #include "daemon/metrics.h"
+#include "daemon/request_limits.h"
 #include "daemon/task.h"
 #include "daemon/task_queue.h"
 
@@ -160,11 +161,11 @@ class Scheduler final : private CpuPool::Listener {
   // finish on the workers they are on.
   void Reload(const Config& config);
 
-  // [limits] max_payload_bytes as it stands (it follows reloads), for a
-  // transport to read on its own threads: a payload over it need not be
-  // copied out of the request, only measured (TaskRequest::unread_payload).
-  // The one member safe to read from any thread.
-  const std::atomic<uint64_t>& max_payload_bytes() const { return max_payload_bytes_; }
+  // The [limits] on one request as they stand (they follow reloads), for a
+  // transport to read on its own threads: what is over them need not be
+  // copied or parsed, only measured (TaskRequest::left_out). The one member
+  // safe to use from any thread.
+  const PublishedRequestLimits& request_limits() const { return request_limits_; }
 
   SchedulerSnapshot Snapshot() const;
   const TaskMetrics& task_metrics() const { return metrics_; }
@@ -251,7 +252,7 @@ class Scheduler final : private CpuPool::Listener {
 
   boost::asio::io_context& io_;
   Config config_;
-  std::atomic<uint64_t> max_payload_bytes_;  // config_.limits.max_payload_bytes, published.
+  PublishedRequestLimits request_limits_;  // From config_.limits, published.
   std::shared_ptr<const KindRegistry> kinds_;
   IoSettings io_settings_;  // What the I/O kinds were made with (kept across reloads).
   // The [plugins] files the running kinds came from, as opened

@@ -26,14 +26,19 @@ struct TaskRequest {
   uint32_t call_timeout_ms = 0;
   int32_t priority = 0;  // Higher first; ties in arrival order.
   std::string idempotency_key;
-  // Set when the transport left out a payload over [limits] max_payload_bytes
-  // rather than copy it (`payload` is then empty): its size, and the limit it
-  // was over then. Scheduler::Submit refuses such a request.
-  struct UnreadPayload {
-    uint64_t bytes = 0;
-    uint64_t limit = 0;
+  // What the transport measured and left out rather than copy or parse, for
+  // being over a limit (daemon/request_limits.h). Scheduler::Submit refuses
+  // such a request, each check in its usual order.
+  struct LeftOut {
+    // A payload over [limits] max_payload_bytes (`payload` is then empty):
+    // its size, and the limit then.
+    uint64_t payload_bytes = 0;
+    uint64_t payload_limit = 0;
+    // Params over [limits] max_params or max_param_bytes (`params` is then
+    // empty): the error, from TooManyParamsError or ParamTooLongError.
+    absl::Status params;
   };
-  std::optional<UnreadPayload> unread_payload;
+  LeftOut left_out;
 };
 
 struct TaskResult {

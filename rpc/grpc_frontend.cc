@@ -81,12 +81,11 @@ struct Handlers {
   StatusCall::Handler status;
 };
 
-// A raw call's request, with a payload it left out for its size (the
-// scheduler refuses that task naming the limit).
+// A raw call's request, with what its decoding left out for being over a
+// limit (the scheduler refuses that task naming the limit).
 template <typename Call>
 daemon::TaskRequest TaskFrom(Call* call) {
-  return FromProto(std::move(*call->mutable_request()), call->unread_payload_bytes(),
-                   call->payload_limit());
+  return FromProto(std::move(*call->mutable_request()), call->left_out());
 }
 
 Handlers MakeHandlers(const GrpcFrontend::Context& ctx) {
@@ -328,10 +327,10 @@ absl::Status GrpcFrontend::Start() {
     grpc::ServerCompletionQueue* q = cq.get();
     // Requests for each method are awaited on every queue.
     RunCall::Listen(&service_, q, &internal::CrunchService::RequestRun, &io_, &g_handlers->run,
-                    /*watch_cancellation=*/true, &scheduler_.max_payload_bytes());
+                    /*watch_cancellation=*/true, &scheduler_.request_limits());
     SubmitCall::Listen(&service_, q, &internal::CrunchService::RequestSubmit, &io_,
                        &g_handlers->submit, /*watch_cancellation=*/false,
-                       &scheduler_.max_payload_bytes());
+                       &scheduler_.request_limits());
     WaitCall::Listen(&service_, q, &internal::CrunchService::RequestWait, &io_, &g_handlers->wait);
     CancelCall::Listen(&service_, q, &internal::CrunchService::RequestCancel, &io_,
                        &g_handlers->cancel);

@@ -6,8 +6,8 @@
 
 namespace crunch::rpc {
 
-daemon::TaskRequest FromProto(crunch::v1::TaskRequest&& request, uint64_t unread_payload_bytes,
-                              uint64_t payload_limit) {
+daemon::TaskRequest FromProto(crunch::v1::TaskRequest&& request,
+                              daemon::TaskRequest::LeftOut left_out) {
   daemon::TaskRequest r;
   r.kind = std::move(*request.mutable_kind());
   r.payload = std::move(*request.mutable_payload());
@@ -16,7 +16,7 @@ daemon::TaskRequest FromProto(crunch::v1::TaskRequest&& request, uint64_t unread
   r.timeout_ms = request.timeout_ms();
   r.priority = request.priority();
   r.idempotency_key = std::move(*request.mutable_idempotency_key());
-  if (unread_payload_bytes != 0) r.unread_payload = {unread_payload_bytes, payload_limit};
+  r.left_out = std::move(left_out);
   return r;
 }
 

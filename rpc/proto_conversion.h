@@ -11,11 +11,10 @@
 
 namespace crunch::rpc {
 
-// `unread_payload_bytes`: the size of a payload the decoder left out of
-// `request` for being over `payload_limit` (task_request_decoder.h), 0 if none
-// was; such a request carries it in TaskRequest::unread_payload.
-daemon::TaskRequest FromProto(crunch::v1::TaskRequest&& request, uint64_t unread_payload_bytes = 0,
-                              uint64_t payload_limit = 0);
+// `left_out`: what the decoder left out of `request` for being over a limit
+// (task_request_decoder.h); the task carries it on (TaskRequest::left_out).
+daemon::TaskRequest FromProto(crunch::v1::TaskRequest&& request,
+                              daemon::TaskRequest::LeftOut left_out = {});
 void ToProto(const daemon::TaskResult& result, crunch::v1::TaskResult* out);
 // A result for a task that was refused before it was accepted.
 void RejectedToProto(uint64_t tag, const absl::Status& status, crunch::v1::TaskResult* out);

@@ -226,44 +226,70 @@ TEST_F(BadInputTest, AMalformedStreamMessageEndsTheStreamAfterTheTasksBeforeIt) 
   }
 }
 
-TEST_F(BadInputTest, AnOversizedPayloadOnAStreamIsRefusedAndTheStreamGoesOn) {
+TEST_F(BadInputTest, RequestsOverALimitOnAStreamAreRefusedAndTheStreamGoesOn) {
+  // Each over a limit that the front-end measures before copying or parsing
+  // (rpc/internal/task_request_decoder.h), between two that run.
   crunch::v1::TaskRequest big;
   big.set_kind("sha256");
   big.set_payload(std::string(2 << 20, 'x'));
   big.set_tag(1);
+  crunch::v1::TaskRequest many_params;
+  many_params.set_kind("fib");
+  auto* params = many_params.mutable_params();
+  for (int i = 0; i < 1000; ++i) params->insert({absl::StrCat("p", i), std::string(1, '1')});
+  many_params.set_tag(3);
+  crunch::v1::TaskRequest long_param;
+  long_param.set_kind("http.get");
+  (*long_param.mutable_params())["url"] = std::string(9000, 'u');
+  long_param.set_payload("not wanted");
+  long_param.set_tag(4);
   crunch::v1::TaskRequest small;
   small.set_kind("sha256");
   small.set_payload("abc");
   small.set_tag(2);
   crunch::v1::TaskBatch batch;
-  *batch.add_tasks() = big;
-  *batch.add_tasks() = small;
+  for (const auto* request : {&small, &big, &many_params, &long_param, &small}) {
+    *batch.add_tasks() = *request;
+  }
+  std::vector<std::string> one_by_one;
+  for (const auto& request : batch.tasks()) one_by_one.push_back(request.SerializeAsString());
   for (const auto& [method, messages] :
-       {std::pair<std::string, std::vector<std::string>>{
-            "/crunch.v1.Crunch/RunStream", {big.SerializeAsString(), small.SerializeAsString()}},
+       {std::pair<std::string, std::vector<std::string>>{"/crunch.v1.Crunch/RunStream", one_by_one},
         {"/crunch.v1.Crunch/RunBatches", {batch.SerializeAsString()}}}) {
     std::vector<std::string> replies;
     grpc::Status s = RawStream(method, messages, &replies);
     ASSERT_TRUE(s.ok()) << method << ": " << s.error_message();
-    std::map<uint64_t, crunch::v1::TaskResult> by_tag;
+    std::multimap<uint64_t, crunch::v1::TaskResult> by_tag;
     for (const std::string& reply : replies) {
       if (method.ends_with("RunStream")) {
         crunch::v1::TaskResult result;
         ASSERT_TRUE(result.ParseFromString(reply));
-        by_tag[result.tag()] = result;
+        by_tag.emplace(result.tag(), result);
       } else {
         crunch::v1::ResultBatch results;
         ASSERT_TRUE(results.ParseFromString(reply));
-        for (const auto& result : results.results()) by_tag[result.tag()] = result;
+        for (const auto& result : results.results()) by_tag.emplace(result.tag(), result);
       }
     }
-    ASSERT_EQ(by_tag.size(), 2u) << method;
-    EXPECT_EQ(by_tag[1].code(), static_cast<int>(grpc::StatusCode::RESOURCE_EXHAUSTED)) << method;
-    EXPECT_EQ(by_tag[1].error(),
+    ASSERT_EQ(by_tag.size(), 5u) << method;  // Every task ends once.
+    const auto result = [&](uint64_t tag) { return by_tag.find(tag)->second; };
+    constexpr int kExhausted = static_cast<int>(grpc::StatusCode::RESOURCE_EXHAUSTED);
+    EXPECT_EQ(result(1).code(), kExhausted) << method;
+    EXPECT_EQ(result(1).error(),
               "payload is 2097152 bytes; the limit is 1048576 ([limits] max_payload_bytes)");
-    EXPECT_EQ(by_tag[2].code(), 0) << method;
-    EXPECT_EQ(by_tag[2].output(),
-              "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    EXPECT_EQ(result(3).code(), kExhausted) << method;
+    EXPECT_EQ(result(3).error(),
+              "the request has 1000 params; the limit is 64 ([limits] max_params)");
+    EXPECT_EQ(result(4).code(), kExhausted) << method;
+    EXPECT_EQ(
+        result(4).error(),
+        "param 'url' has a value of 9000 bytes; the limit is 8192 ([limits] max_param_bytes)");
+    ASSERT_EQ(by_tag.count(2), 2u) << method;
+    for (auto [it, end] = by_tag.equal_range(2); it != end; ++it) {
+      EXPECT_EQ(it->second.code(), 0) << method;
+      EXPECT_EQ(it->second.output(),
+                "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    }
   }
 }
 

@@ -159,11 +159,13 @@ TEST(Crunchd, SighupReloadsTheConfigurationWithoutDroppingTasks) {
   EXPECT_THAT((*d)->Log(), HasSubstr("keeping the running configuration"));
 }
 
-TEST(Crunchd, SighupChangesThePayloadLimitForRunAndSubmit) {
-  // The limit is read where the request is decoded, off the scheduler's
-  // thread (a payload over it is measured, not copied): a reload must reach
+TEST(Crunchd, SighupChangesTheRequestLimitsForRunAndSubmit) {
+  // The limits are read where the request is decoded, off the scheduler's
+  // thread (what is over them is measured, not copied): a reload must reach
   // that reader too, or a raised limit would go on refusing.
-  auto d = DaemonProcess::Start({"--workers", "1"}, "[limits]\nmax_payload_bytes = 2048\n");
+  auto d = DaemonProcess::Start(
+      {"--workers", "1"},
+      "[limits]\nmax_payload_bytes = 2048\nmax_params = 1\nmax_param_bytes = 10\n");
   ASSERT_TRUE(d.ok()) << d.status();
   auto stub = (*d)->NewStub();
   v1::TaskResult r;
@@ -182,12 +184,18 @@ TEST(Crunchd, SighupChangesThePayloadLimitForRunAndSubmit) {
     EXPECT_EQ(s.error_message(),
               "payload is 2049 bytes; the limit is 2048 ([limits] max_payload_bytes)");
   }
+  s = testing::RunTask(*stub, "fib", {{"n", "10"}, {"x", "1"}}, "", &r);
+  EXPECT_EQ(s.error_message(), "the request has 2 params; the limit is 1 ([limits] max_params)");
+  s = testing::RunTask(*stub, "fib", {{"n", "00000000010"}}, "", &r);
+  EXPECT_EQ(s.error_message(),
+            "param 'n' has a value of 11 bytes; the limit is 10 ([limits] max_param_bytes)");
   // Refused tasks are counted like any other refusal.
   absl::StatusOr<v1::DaemonStatus> status = (*d)->Status();
   ASSERT_TRUE(status.ok());
-  EXPECT_EQ(status->counters().rejected(), 2u);
+  EXPECT_EQ(status->counters().rejected(), 4u);
 
-  std::ofstream((*d)->dir() + "/crunchd.toml") << "[limits]\nmax_payload_bytes = 4096\n";
+  std::ofstream((*d)->dir() + "/crunchd.toml")
+      << "[limits]\nmax_payload_bytes = 4096\nmax_params = 2\nmax_param_bytes = 11\n";
   (*d)->Signal(SIGHUP);
   ASSERT_TRUE((*d)->WaitForLog("configuration reloaded")) << (*d)->Log();
   s = testing::RunTask(*stub, "sha256", {}, std::string(3000, 'x'), &r);
@@ -195,6 +203,11 @@ TEST(Crunchd, SighupChangesThePayloadLimitForRunAndSubmit) {
   grpc::ClientContext context;
   v1::TaskRef ref;
   s = stub->Submit(&context, request, &ref);
+  EXPECT_TRUE(s.ok()) << s.error_message();
+  // Both params reach the kind now, which refuses the one it does not take.
+  s = testing::RunTask(*stub, "fib", {{"n", "10"}, {"x", "1"}}, "", &r);
+  EXPECT_EQ(s.error_message(), "unknown param 'x'; kind 'fib' takes: n");
+  s = testing::RunTask(*stub, "fib", {{"n", "00000000010"}}, "", &r);
   EXPECT_TRUE(s.ok()) << s.error_message();
 }
 

@@ -65,14 +65,13 @@ void StreamCall<Messages>::OnEvent(Op op, bool ok) {
         MaybeFinishLocked();
         return;
       }
-      const uint64_t limit = scheduler_->max_payload_bytes().load(std::memory_order_relaxed);
+      const daemon::RequestLimits limits = scheduler_->request_limits().Load();
       std::vector<DecodedTask> tasks;
       bool decoded = false;
       if constexpr (std::is_same_v<Messages, SingleTaskMessages>) {
-        DecodedTask& task = tasks.emplace_back();
-        decoded = DecodeTaskRequest(incoming_, limit, &task.request, &task.oversized_payload_bytes);
+        decoded = DecodeTaskRequest(incoming_, limits, &tasks.emplace_back());
       } else {
-        decoded = DecodeTaskBatch(incoming_, limit, &tasks);
+        decoded = DecodeTaskBatch(incoming_, limits, &tasks);
       }
       incoming_.Clear();  // Frees the received slices now.
       if (!decoded) {
@@ -89,10 +88,8 @@ void StreamCall<Messages>::OnEvent(Op op, bool ok) {
           std::lock_guard<std::mutex> lock(mu_);
           outstanding_ += tasks.size();
         }
-        boost::asio::post(*io_, [this, limit, tasks = std::move(tasks)]() mutable {
-          for (DecodedTask& task : tasks) {
-            SubmitOnIoThread(std::move(task.request), task.oversized_payload_bytes, limit);
-          }
+        boost::asio::post(*io_, [this, tasks = std::move(tasks)]() mutable {
+          for (DecodedTask& task : tasks) SubmitOnIoThread(std::move(task));
         });
       }
       stream_.Read(&incoming_, &read_tag_);
@@ -137,12 +134,10 @@ void StreamCall<Messages>::CancelTasksOnIoThread() {
 }
 
 template <typename Messages>
-void StreamCall<Messages>::SubmitOnIoThread(crunch::v1::TaskRequest request,
-                                            uint64_t oversized_payload_bytes,
-                                            uint64_t payload_limit) {
-  const uint64_t tag = request.tag();
+void StreamCall<Messages>::SubmitOnIoThread(DecodedTask task) {
+  const uint64_t tag = task.request.tag();
   absl::StatusOr<uint64_t> id =
-      scheduler_->Submit(FromProto(std::move(request), oversized_payload_bytes, payload_limit),
+      scheduler_->Submit(FromProto(std::move(task.request), std::move(task.left_out)),
                          [this](const daemon::TaskResult& result) {
                            live_tasks_.erase(result.task_id);
                            crunch::v1::TaskResult out;

@@ -5,8 +5,8 @@
 //
 // Reads and writes are independent: the completion-queue thread keeps one
 // Read() outstanding, decodes each message itself (the methods are raw:
-// task_request_decoder.h, so a payload is copied once, and not at all if it
-// is over [limits] max_payload_bytes) and posts its tasks to the io_context,
+// task_request_decoder.h, so what is over the [limits] is measured, never
+// copied) and posts its tasks to the io_context,
 // where the Scheduler accepts (or refuses) them; each result comes back through Enqueue()
 // and is written in completion order, one Write() outstanding at a time (a
 // gRPC rule), the rest waiting in a queue. A refused or failed task is just a
@@ -43,6 +43,7 @@
 #include "rpc/internal/call.h"
 #include "rpc/internal/call_authorizer.h"
 #include "rpc/internal/crunch_service.h"
+#include "rpc/internal/task_request_decoder.h"
 
 namespace crunch::rpc::internal {
 
@@ -87,8 +88,7 @@ class StreamCall {
   ~StreamCall() = default;
 
   void OnEvent(Op op, bool ok);
-  void SubmitOnIoThread(crunch::v1::TaskRequest request, uint64_t oversized_payload_bytes,
-                        uint64_t payload_limit);
+  void SubmitOnIoThread(DecodedTask task);
   void Enqueue(crunch::v1::TaskResult result);
   void WriteNextLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void MaybeFinishLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

@@ -9,11 +9,17 @@
 #include <string>
 #include <vector>
 
+#include "absl/status/status.h"
+
 namespace crunch::rpc::internal {
 namespace {
 
 // TaskRequest.payload: field 2, wire type 2 (length-delimited).
 constexpr uint64_t kPayloadField = 2;
+// TaskRequest.params: field 3, a map entry each (key 1, value 2).
+constexpr uint64_t kParamsField = 3;
+constexpr uint64_t kParamKeyField = 1;
+constexpr uint64_t kParamValueField = 2;
 // TaskBatch.tasks: field 1, repeated TaskRequest.
 constexpr uint64_t kBatchTasksField = 1;
 constexpr uint64_t kWireVarint = 0;
@@ -26,13 +32,16 @@ constexpr int kMaxTagBytes = 5;
 constexpr int kMaxLengthBytes = 5;
 constexpr int kMaxVarintBytes = 10;
 constexpr uint64_t kMaxLength = INT32_MAX - 64;
+// A message up to this size whose scan found nothing over a limit goes to
+// protobuf's parser whole (from its one slice, or copied into one string):
+// cheaper than taking it apart, and at this size protobuf's way of copying a
+// payload costs nothing to speak of.
+constexpr size_t kParseWholeMaxBytes = 64 << 10;
 
-// A read position in a sequence of slices. A small value: copying it marks
-// a position to come back to.
 class SliceCursor {
  public:
-  explicit SliceCursor(const std::vector<grpc::Slice>& slices) : slices_(&slices) {
-    for (const grpc::Slice& s : slices) remaining_ += s.size();
+  SliceCursor(const grpc::Slice* slices, size_t count) : slices_(slices), count_(count) {
+    for (size_t i = 0; i < count; ++i) remaining_ += slices[i].size();
     SkipEmpty();
   }
 
@@ -43,6 +52,12 @@ class SliceCursor {
     SliceCursor prefix = *this;
     prefix.remaining_ = n;
     return prefix;
+  }
+
+  // The bytes left, if they are all in one slice; null otherwise.
+  const uint8_t* Contiguous() const {
+    if (remaining_ == 0) return reinterpret_cast<const uint8_t*>("");
+    return remaining_ <= Available() ? Current() : nullptr;
   }
 
   bool ReadVarint(int max_bytes, uint64_t* value) {
@@ -81,32 +96,32 @@ class SliceCursor {
   }
 
  private:
-  const uint8_t* Current() const { return (*slices_)[index_].begin() + offset_; }
-  size_t Available() const { return (*slices_)[index_].size() - offset_; }
+  const uint8_t* Current() const { return slices_[index_].begin() + offset_; }
+  size_t Available() const { return slices_[index_].size() - offset_; }
   void Advance(size_t n) {
     offset_ += n;
     remaining_ -= n;
-    if (offset_ == (*slices_)[index_].size()) {
+    if (offset_ == slices_[index_].size()) {
       ++index_;
       offset_ = 0;
       SkipEmpty();
     }
   }
   void SkipEmpty() {
-    while (index_ < slices_->size() && (*slices_)[index_].size() == 0) ++index_;
+    while (index_ < count_ && slices_[index_].size() == 0) ++index_;
   }
 
-  const std::vector<grpc::Slice>* slices_;
+  const grpc::Slice* slices_;
+  size_t count_;
   size_t index_ = 0;
   size_t offset_ = 0;
   size_t remaining_ = 0;
 };
 
 // Readies the fresh memory of a large payload string for the copy: asks for
-// transparent huge pages over the 2 MiB-aligned part of [data, data + size)
-// when the string is its own mapping (kHugePagesMinBytes), then faults the
-// whole pages in with one system call, not one page fault per 4 KiB page as
-// the copy first touches them. A fresh 64 MiB allocation is otherwise 16384
+// transparent huge pages over the 2 MiB-aligned part of [data, data + size),
+// then faults the whole pages in with one system call, not one page fault per
+// 4 KiB page as the copy first touches them. A fresh 64 MiB allocation is otherwise 16384
 // faults, and on a virtual machine a page touched for the first time can cost
 // the hypervisor's work as well: on the benchmark machine (docs/benchmarks.md,
 // suite 6) filling a fresh 64 MiB string took about 320 ms with 4 KiB faults,
@@ -119,7 +134,7 @@ void PrepareForCopy(char* data, size_t size) {
   const auto start = reinterpret_cast<uintptr_t>(data);
   const uintptr_t huge_begin = (start + kHugePage - 1) & ~(kHugePage - 1);
   const uintptr_t huge_end = (start + size) & ~(kHugePage - 1);
-  if (size >= kHugePagesMinBytes && huge_end > huge_begin) {
+  if (huge_end > huge_begin) {
     (void)::madvise(reinterpret_cast<void*>(huge_begin), huge_end - huge_begin, MADV_HUGEPAGE);
   }
   const uintptr_t begin = (start + page - 1) & ~(page - 1);
@@ -133,6 +148,9 @@ void PrepareForCopy(char* data, size_t size) {
 // scan leaves to it.
 template <typename Message>
 bool ParseWhole(SliceCursor cursor, Message* out) {
+  if (const uint8_t* data = cursor.Contiguous(); data != nullptr) {
+    return out->ParseFromArray(data, static_cast<int>(cursor.remaining()));
+  }
   std::string bytes;
   bytes.reserve(cursor.remaining());
   cursor.AppendTo(cursor.remaining(), &bytes);
@@ -195,88 +213,171 @@ bool ScanFields(SliceCursor cursor, OnField on_field) {
   return true;
 }
 
+// What the scan of one TaskRequest measured.
+struct Measured {
+  std::optional<SliceCursor> payload;  // The last payload field: the one that counts.
+  uint64_t largest_payload = 0;        // Of every payload field (protobuf would copy each).
+  uint64_t params = 0;                 // Map entries, as sent (a repeated key counts again).
+  // The first entry with a key or value over the limit (any occurrence in it).
+  std::optional<SliceCursor> long_param_key;
+  uint64_t long_param_key_bytes = 0;
+  uint64_t long_param_value_bytes = 0;
+};
+
+// Measures one params map entry. Returns false at what the scan leaves to
+// protobuf's parser.
+bool MeasureParam(SliceCursor entry, uint64_t max_param_bytes, Measured* m) {
+  std::optional<SliceCursor> key;
+  uint64_t key_bytes = 0;
+  uint64_t value_bytes = 0;
+  const bool scanned = ScanFields(entry, [&](const Field& field, size_t) {
+    if (!field.value.has_value()) return;
+    if (field.number == kParamKeyField) {
+      key = field.value;  // A later key replaces this one, as in protobuf.
+      key_bytes = std::max<uint64_t>(key_bytes, field.value->remaining());
+    } else if (field.number == kParamValueField) {
+      value_bytes = std::max<uint64_t>(value_bytes, field.value->remaining());
+    }
+  });
+  if (!scanned) return false;
+  if (!m->long_param_key.has_value() &&
+      (key_bytes > max_param_bytes || value_bytes > max_param_bytes)) {
+    m->long_param_key = key.value_or(entry.Prefix(0));
+    m->long_param_key_bytes = key_bytes;
+    m->long_param_value_bytes = value_bytes;
+  }
+  return true;
+}
+
+// Scans the top level of the TaskRequest under `message` (and each params
+// entry). Returns false at what the scan leaves to protobuf's parser.
+bool Measure(SliceCursor message, const daemon::RequestLimits& limits, Measured* m) {
+  bool entries_scanned = true;
+  const bool scanned = ScanFields(message, [&](const Field& field, size_t) {
+    if (!field.value.has_value()) return;
+    if (field.number == kPayloadField) {
+      m->payload = field.value;  // A later payload replaces this one.
+      m->largest_payload = std::max<uint64_t>(m->largest_payload, field.value->remaining());
+    } else if (field.number == kParamsField) {
+      ++m->params;
+      if (entries_scanned && m->params <= limits.max_params) {
+        entries_scanned = MeasureParam(*field.value, limits.max_param_bytes, m);
+      }
+    }
+  });
+  return scanned && entries_scanned;
+}
+
+// Why the params must be left out, if they must (OK otherwise).
+absl::Status ParamsRefusal(const Measured& m, const daemon::RequestLimits& limits) {
+  if (m.params > limits.max_params) return daemon::TooManyParamsError(m.params, limits.max_params);
+  if (!m.long_param_key.has_value()) return absl::OkStatus();
+  SliceCursor key = *m.long_param_key;
+  std::string name_start;
+  key.AppendTo(std::min<size_t>(key.remaining(), daemon::kShownNameBytes), &name_start);
+  return daemon::ParamTooLongError(name_start, m.long_param_key_bytes, m.long_param_value_bytes,
+                                   limits.max_param_bytes);
+}
+
 // DecodeTaskRequest over the message under `message`.
-bool DecodeRequestAt(SliceCursor message, uint64_t max_payload_bytes, crunch::v1::TaskRequest* out,
-                     uint64_t* oversized_payload_bytes, DecodePath* path) {
+bool DecodeRequestAt(SliceCursor message, const daemon::RequestLimits& limits, DecodedTask* out,
+                     DecodePath* path) {
   *path = DecodePath::kWholeToProtobuf;
-  *oversized_payload_bytes = 0;
-  std::string others;  // Every field but the payload, as received.
-  std::optional<SliceCursor> payload;
-  const bool scanned = ScanFields(message, [&](const Field& field, size_t bytes) {
-    if (field.number == kPayloadField && field.value.has_value()) {
-      payload = field.value;  // A later payload replaces this one.
+  out->left_out = {};
+  Measured m;
+  if (!Measure(message, limits, &m)) {
+    out->request.Clear();
+    return ParseWhole(message, &out->request);
+  }
+  *path = DecodePath::kScanned;
+  absl::Status params_refusal = ParamsRefusal(m, limits);
+  const bool payload_over = m.largest_payload > limits.max_payload_bytes;
+  if (params_refusal.ok() && !payload_over && message.remaining() <= kParseWholeMaxBytes) {
+    return ParseWhole(message, &out->request);
+  }
+  // Every field but the payloads (and refused params), as received, for protobuf.
+  const bool skip_params = !params_refusal.ok();
+  std::string others;
+  ScanFields(message, [&](const Field& field, size_t bytes) {
+    if (field.value.has_value() &&
+        (field.number == kPayloadField || (skip_params && field.number == kParamsField))) {
       return;
     }
     SliceCursor copy_from = field.start;
     copy_from.AppendTo(bytes, &others);
   });
-  if (!scanned) {
-    out->Clear();
-    return ParseWhole(message, out);
-  }
-  *path = DecodePath::kScanned;
-  if (!out->ParseFromString(others)) return false;
-  if (payload.has_value() && payload->remaining() > max_payload_bytes) {
-    *oversized_payload_bytes = payload->remaining();
-  } else if (payload.has_value()) {
-    const size_t size = payload->remaining();
+  if (!out->request.ParseFromString(others)) return false;
+  if (skip_params) {
+    out->left_out.params = std::move(params_refusal);  // Refused: the payload is not wanted.
+  } else if (m.payload.has_value() && m.payload->remaining() > limits.max_payload_bytes) {
+    out->left_out.payload_bytes = m.payload->remaining();
+    out->left_out.payload_limit = limits.max_payload_bytes;
+  } else if (m.payload.has_value()) {  // (An earlier, oversized payload is never copied.)
+    const size_t size = m.payload->remaining();
     std::string bytes;
     bytes.reserve(size);
-    if (size >= kPrefaultMinBytes) PrepareForCopy(bytes.data(), size);
-    payload->AppendTo(size, &bytes);
-    out->set_payload(std::move(bytes));
+    if (size >= kLargePayloadBytes) PrepareForCopy(bytes.data(), size);
+    m.payload->AppendTo(size, &bytes);
+    out->request.set_payload(std::move(bytes));
   }
   return true;
 }
 
+// Calls decode(SliceCursor) over the bytes of `buffer`, without copying them
+// or, for a buffer of one slice (most small messages), allocating.
+template <typename Decode>
+bool WithCursor(const grpc::ByteBuffer& buffer, Decode decode) {
+  grpc::Slice one;
+  if (buffer.TrySingleSlice(&one).ok()) return decode(SliceCursor(&one, 1));
+  std::vector<grpc::Slice> slices;
+  if (!buffer.Dump(&slices).ok()) return false;
+  return decode(SliceCursor(slices.data(), slices.size()));
+}
+
 }  // namespace
 
-bool DecodeTaskRequest(const grpc::ByteBuffer& buffer, uint64_t max_payload_bytes,
-                       crunch::v1::TaskRequest* out, uint64_t* oversized_payload_bytes,
-                       DecodePath* path) {
+bool DecodeTaskRequest(const grpc::ByteBuffer& buffer, const daemon::RequestLimits& limits,
+                       DecodedTask* out, DecodePath* path) {
   DecodePath ignored_path;
   if (path == nullptr) path = &ignored_path;
   *path = DecodePath::kWholeToProtobuf;
-  *oversized_payload_bytes = 0;
-  std::vector<grpc::Slice> slices;
-  if (!buffer.Dump(&slices).ok()) return false;
-  return DecodeRequestAt(SliceCursor(slices), max_payload_bytes, out, oversized_payload_bytes,
-                         path);
+  out->left_out = {};
+  return WithCursor(
+      buffer, [&](SliceCursor message) { return DecodeRequestAt(message, limits, out, path); });
 }
 
-bool DecodeTaskBatch(const grpc::ByteBuffer& buffer, uint64_t max_payload_bytes,
+bool DecodeTaskBatch(const grpc::ByteBuffer& buffer, const daemon::RequestLimits& limits,
                      std::vector<DecodedTask>* out, DecodePath* path) {
   DecodePath ignored_path;
   if (path == nullptr) path = &ignored_path;
   *path = DecodePath::kWholeToProtobuf;
   out->clear();
-  std::vector<grpc::Slice> slices;
-  if (!buffer.Dump(&slices).ok()) return false;
-  const SliceCursor message(slices);
-  bool tasks_ok = true;
-  bool all_scanned = true;
-  const bool scanned = ScanFields(message, [&](const Field& field, size_t) {
-    // TaskBatch.tasks (1, length-delimited); anything else is a field this
-    // version does not know, which protobuf would keep and crunchd ignores.
-    if (!tasks_ok || field.number != kBatchTasksField || !field.value.has_value()) return;
-    DecodedTask& task = out->emplace_back();
-    DecodePath task_path = DecodePath::kScanned;
-    tasks_ok = DecodeRequestAt(*field.value, max_payload_bytes, &task.request,
-                               &task.oversized_payload_bytes, &task_path);
-    all_scanned = all_scanned && task_path == DecodePath::kScanned;
-  });
-  if (scanned) {
-    if (!tasks_ok) return false;  // protobuf's verdict on that task, so on the batch.
-    *path = all_scanned ? DecodePath::kScanned : DecodePath::kWholeToProtobuf;
+  return WithCursor(buffer, [&](SliceCursor message) {
+    // Room for a typical batch up front (a noop task takes about 16 bytes).
+    out->reserve(std::min<size_t>(message.remaining() / 16, 256));
+    bool tasks_ok = true;
+    bool all_scanned = true;
+    const bool scanned = ScanFields(message, [&](const Field& field, size_t) {
+      // TaskBatch.tasks (1, length-delimited); anything else is a field this
+      // version does not know, which protobuf would keep and crunchd ignores.
+      if (!tasks_ok || field.number != kBatchTasksField || !field.value.has_value()) return;
+      DecodePath task_path = DecodePath::kScanned;
+      tasks_ok = DecodeRequestAt(*field.value, limits, &out->emplace_back(), &task_path);
+      all_scanned = all_scanned && task_path == DecodePath::kScanned;
+    });
+    if (scanned) {
+      if (!tasks_ok) return false;  // protobuf's verdict on that task, so on the batch.
+      *path = all_scanned ? DecodePath::kScanned : DecodePath::kWholeToProtobuf;
+      return true;
+    }
+    out->clear();
+    crunch::v1::TaskBatch batch;
+    if (!ParseWhole(message, &batch)) return false;
+    for (crunch::v1::TaskRequest& request : *batch.mutable_tasks()) {
+      out->emplace_back().request = std::move(request);
+    }
     return true;
-  }
-  out->clear();
-  crunch::v1::TaskBatch batch;
-  if (!ParseWhole(message, &batch)) return false;
-  for (crunch::v1::TaskRequest& request : *batch.mutable_tasks()) {
-    out->push_back(DecodedTask{.request = std::move(request), .oversized_payload_bytes = 0});
-  }
-  return true;
+  });
 }
 
 }  // namespace crunch::rpc::internal

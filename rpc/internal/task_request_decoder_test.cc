@@ -49,13 +49,26 @@ std::string LengthDelimited(int field, const std::string& value) {
   return absl::StrCat(Varint(static_cast<uint64_t>(field) << 3 | 2), Varint(value.size()), value);
 }
 
-// Decodes with no payload limit, checking that nothing was left out.
+// Decodes with no limits, checking that nothing was left out.
 bool Decode(const grpc::ByteBuffer& buffer, TaskRequest* out, DecodePath* path = nullptr) {
-  uint64_t oversized = 1;
-  const bool ok = DecodeTaskRequest(buffer, UINT64_MAX, out, &oversized, path);
-  EXPECT_EQ(oversized, 0u);
+  DecodedTask decoded;
+  const bool ok = DecodeTaskRequest(buffer, daemon::RequestLimits{}, &decoded, path);
+  EXPECT_EQ(decoded.left_out.payload_bytes, 0u);
+  EXPECT_TRUE(decoded.left_out.params.ok()) << decoded.left_out.params;
+  *out = std::move(decoded.request);
   return ok;
 }
+
+daemon::RequestLimits Limits(uint64_t max_payload_bytes, uint64_t max_params = UINT64_MAX,
+                             uint64_t max_param_bytes = UINT64_MAX) {
+  return daemon::RequestLimits{.max_payload_bytes = max_payload_bytes,
+                               .max_params = max_params,
+                               .max_param_bytes = max_param_bytes};
+}
+
+// A message over kParseWholeMaxBytes (64 KiB), which the decoder takes apart
+// rather than hand to protobuf whole: tests run both ways.
+constexpr size_t kTakenApart = 70000;
 
 TaskRequest Full(size_t payload_bytes) {
   TaskRequest r;
@@ -107,18 +120,20 @@ bool DecodeScanned(const std::string& bytes, size_t slice_size, TaskRequest* out
 }
 
 TEST(DecodeTaskRequest, DecodesEveryFieldWhateverTheSlicing) {
-  const TaskRequest request = Full(5000);
-  const std::string bytes = request.SerializeAsString();
-  for (size_t slice_size : {size_t{1}, size_t{2}, size_t{7}, size_t{4096}, bytes.size()}) {
-    TaskRequest decoded;
-    ASSERT_TRUE(DecodeScanned(bytes, slice_size, &decoded)) << slice_size;
-    EXPECT_TRUE(MessageDifferencer::Equals(decoded, request)) << slice_size;
+  for (size_t payload : {size_t{5000}, kTakenApart}) {
+    const TaskRequest request = Full(payload);
+    const std::string bytes = request.SerializeAsString();
+    for (size_t slice_size : {size_t{1}, size_t{2}, size_t{7}, size_t{4096}, bytes.size()}) {
+      TaskRequest decoded;
+      ASSERT_TRUE(DecodeScanned(bytes, slice_size, &decoded)) << slice_size;
+      EXPECT_TRUE(MessageDifferencer::Equals(decoded, request)) << payload << " " << slice_size;
+    }
   }
 }
 
 TEST(DecodeTaskRequest, ALargePayloadSplitAcrossManySlicesArrivesIntact) {
-  // Over kHugePagesMinBytes, so its string is advised and pre-faulted.
-  const TaskRequest request = Full(kHugePagesMinBytes + 12345);
+  // Over kLargePayloadBytes, so its string is advised and pre-faulted.
+  const TaskRequest request = Full(kLargePayloadBytes + 12345);
   const std::string bytes = request.SerializeAsString();
   TaskRequest decoded;
   ASSERT_TRUE(DecodeScanned(bytes, 16 * 1024 + 3, &decoded));
@@ -150,43 +165,136 @@ TEST(DecodeTaskRequest, TheLastPayloadWins) {
 }
 
 TEST(DecodeTaskRequest, APayloadOverTheLimitIsNotCopiedButMeasured) {
-  const TaskRequest request = Full(5000);
-  const std::string bytes = request.SerializeAsString();
-  for (size_t slice_size : {size_t{3}, bytes.size()}) {
-    TaskRequest decoded;
-    uint64_t oversized = 0;
-    DecodePath path = DecodePath::kWholeToProtobuf;
-    ASSERT_TRUE(DecodeTaskRequest(Sliced(bytes, slice_size), 4999, &decoded, &oversized, &path));
-    EXPECT_EQ(path, DecodePath::kScanned);
-    EXPECT_EQ(oversized, 5000u);
-    EXPECT_TRUE(decoded.payload().empty());
-    // Everything else is there.
-    TaskRequest expected = request;
-    expected.clear_payload();
-    EXPECT_TRUE(MessageDifferencer::Equals(decoded, expected));
+  for (size_t size : {size_t{5000}, kTakenApart}) {
+    const TaskRequest request = Full(size);
+    const std::string bytes = request.SerializeAsString();
+    for (size_t slice_size : {size_t{3}, bytes.size()}) {
+      DecodedTask decoded;
+      DecodePath path = DecodePath::kWholeToProtobuf;
+      ASSERT_TRUE(DecodeTaskRequest(Sliced(bytes, slice_size), Limits(size - 1), &decoded, &path));
+      EXPECT_EQ(path, DecodePath::kScanned);
+      EXPECT_EQ(decoded.left_out.payload_bytes, size);
+      EXPECT_EQ(decoded.left_out.payload_limit, size - 1);
+      EXPECT_TRUE(decoded.request.payload().empty());
+      // Everything else is there.
+      TaskRequest expected = request;
+      expected.clear_payload();
+      EXPECT_TRUE(MessageDifferencer::Equals(decoded.request, expected));
+    }
+    // At the limit exactly, it is copied.
+    DecodedTask decoded;
+    ASSERT_TRUE(DecodeTaskRequest(Sliced(bytes, 7), Limits(size), &decoded));
+    EXPECT_EQ(decoded.left_out.payload_bytes, 0u);
+    EXPECT_EQ(decoded.request.payload(), request.payload());
   }
-  // At the limit exactly, it is copied.
-  TaskRequest decoded;
-  uint64_t oversized = 1;
-  ASSERT_TRUE(DecodeTaskRequest(Sliced(bytes, 7), 5000, &decoded, &oversized));
-  EXPECT_EQ(oversized, 0u);
-  EXPECT_EQ(decoded.payload(), request.payload());
 }
 
 TEST(DecodeTaskRequest, OnlyTheLastPayloadCountsAgainstTheLimit) {
   const std::string big(100, 'x');
-  TaskRequest decoded;
-  uint64_t oversized = 1;
+  DecodedTask decoded;
   ASSERT_TRUE(DecodeTaskRequest(
-      Sliced(absl::StrCat(LengthDelimited(2, big), LengthDelimited(2, "small")), 5), 10, &decoded,
-      &oversized));
-  EXPECT_EQ(oversized, 0u);
-  EXPECT_EQ(decoded.payload(), "small");
+      Sliced(absl::StrCat(LengthDelimited(2, big), LengthDelimited(2, "small")), 5), Limits(10),
+      &decoded));
+  EXPECT_EQ(decoded.left_out.payload_bytes, 0u);
+  EXPECT_EQ(decoded.request.payload(), "small");
   ASSERT_TRUE(DecodeTaskRequest(
-      Sliced(absl::StrCat(LengthDelimited(2, "small"), LengthDelimited(2, big)), 5), 10, &decoded,
-      &oversized));
-  EXPECT_EQ(oversized, 100u);
-  EXPECT_TRUE(decoded.payload().empty());
+      Sliced(absl::StrCat(LengthDelimited(2, "small"), LengthDelimited(2, big)), 5), Limits(10),
+      &decoded));
+  EXPECT_EQ(decoded.left_out.payload_bytes, 100u);
+  EXPECT_TRUE(decoded.request.payload().empty());
+}
+
+// `count` params entries, "p0".."pN" = "v", after a kind and a payload.
+std::string WithParams(size_t count, size_t payload_bytes = 10) {
+  std::string bytes =
+      absl::StrCat(LengthDelimited(1, "fib"), LengthDelimited(2, std::string(payload_bytes, 'x')),
+                   Varint(4 << 3 | 0), Varint(77));
+  for (size_t i = 0; i < count; ++i) {
+    absl::StrAppend(&bytes,
+                    LengthDelimited(3, absl::StrCat(LengthDelimited(1, absl::StrCat("p", i)),
+                                                    LengthDelimited(2, "v"))));
+  }
+  return bytes;
+}
+
+TEST(DecodeTaskRequest, TooManyParamsAreCountedNotParsed) {
+  for (size_t payload : {size_t{10}, kTakenApart}) {
+    SCOPED_TRACE(payload);
+    const std::string bytes = WithParams(100000, payload);
+    DecodedTask decoded;
+    DecodePath path = DecodePath::kWholeToProtobuf;
+    ASSERT_TRUE(DecodeTaskRequest(Sliced(bytes, 4096), Limits(UINT64_MAX, 64), &decoded, &path));
+    EXPECT_EQ(path, DecodePath::kScanned);
+    EXPECT_EQ(decoded.left_out.params, daemon::TooManyParamsError(100000, 64));
+    EXPECT_EQ(decoded.left_out.params.message(),
+              "the request has 100000 params; the limit is 64 ([limits] max_params)");
+    // Neither the params nor the payload were taken; the rest was.
+    EXPECT_TRUE(decoded.request.params().empty());
+    EXPECT_TRUE(decoded.request.payload().empty());
+    EXPECT_EQ(decoded.left_out.payload_bytes, 0u);
+    EXPECT_EQ(decoded.request.kind(), "fib");
+    EXPECT_EQ(decoded.request.tag(), 77u);
+  }
+  // At the limit, they are all there.
+  DecodedTask decoded;
+  ASSERT_TRUE(DecodeTaskRequest(Sliced(WithParams(64), 5), Limits(UINT64_MAX, 64), &decoded));
+  EXPECT_TRUE(decoded.left_out.params.ok());
+  EXPECT_EQ(decoded.request.params().size(), 64u);
+  // Entries count as sent: the same key twice is two (protobuf keeps one).
+  const std::string twice = absl::StrCat(
+      LengthDelimited(3, absl::StrCat(LengthDelimited(1, "n"), LengthDelimited(2, "1"))),
+      LengthDelimited(3, absl::StrCat(LengthDelimited(1, "n"), LengthDelimited(2, "2"))));
+  ASSERT_TRUE(DecodeTaskRequest(Sliced(twice, 3), Limits(UINT64_MAX, 1), &decoded));
+  EXPECT_EQ(decoded.left_out.params, daemon::TooManyParamsError(2, 1));
+  ASSERT_TRUE(DecodeTaskRequest(Sliced(twice, 3), Limits(UINT64_MAX, 2), &decoded));
+  EXPECT_EQ(decoded.request.params().at("n"), "2");
+}
+
+TEST(DecodeTaskRequest, AParamNameOrValueOverTheLimitIsMeasuredNotParsed) {
+  const std::string long_name(9000, 'n');
+  const std::string long_value(8193, 'u');
+  struct Case {
+    std::string entry;  // One params entry's bytes.
+    std::string message;
+  };
+  const std::vector<Case> cases = {
+      {absl::StrCat(LengthDelimited(1, "url"), LengthDelimited(2, long_value)),
+       "param 'url' has a value of 8193 bytes; the limit is 8192 ([limits] max_param_bytes)"},
+      // The value before the key, and the key repeated: the last key names it.
+      {absl::StrCat(LengthDelimited(2, long_value), LengthDelimited(1, "old"),
+                    LengthDelimited(1, "url")),
+       "param 'url' has a value of 8193 bytes; the limit is 8192 ([limits] max_param_bytes)"},
+      {absl::StrCat(LengthDelimited(1, long_name), LengthDelimited(2, "v")),
+       absl::StrCat("param '", std::string(32, 'n'),
+                    "...' has a name of 9000 bytes; the limit is 8192 ([limits] max_param_bytes)")},
+      // An earlier value over the limit counts too (protobuf would copy it).
+      {absl::StrCat(LengthDelimited(1, "url"), LengthDelimited(2, long_value),
+                    LengthDelimited(2, "short")),
+       "param 'url' has a value of 8193 bytes; the limit is 8192 ([limits] max_param_bytes)"},
+  };
+  for (size_t payload : {size_t{10}, kTakenApart}) {
+    for (const Case& c : cases) {
+      const std::string bytes = absl::StrCat(
+          WithParams(2, payload), LengthDelimited(3, c.entry),
+          LengthDelimited(3, absl::StrCat(LengthDelimited(1, std::string(9999, 'z')))));
+      DecodedTask decoded;
+      ASSERT_TRUE(DecodeTaskRequest(Sliced(bytes, 1000), Limits(UINT64_MAX, 64, 8192), &decoded));
+      EXPECT_EQ(decoded.left_out.params.code(), absl::StatusCode::kResourceExhausted);
+      // The first entry over the limit is named (the one after it is too).
+      EXPECT_EQ(decoded.left_out.params.message(), c.message);
+      EXPECT_TRUE(decoded.request.params().empty());
+      EXPECT_TRUE(decoded.request.payload().empty());
+      EXPECT_EQ(decoded.request.kind(), "fib");
+    }
+  }
+  // At the limit, they are taken.
+  DecodedTask decoded;
+  const std::string at_limit =
+      LengthDelimited(3, absl::StrCat(LengthDelimited(1, std::string(8192, 'n')),
+                                      LengthDelimited(2, std::string(8192, 'v'))));
+  ASSERT_TRUE(DecodeTaskRequest(Sliced(at_limit, 100), Limits(UINT64_MAX, 64, 8192), &decoded));
+  EXPECT_TRUE(decoded.left_out.params.ok());
+  EXPECT_EQ(decoded.request.params().at(std::string(8192, 'n')), std::string(8192, 'v'));
 }
 
 TEST(DecodeTaskRequest, UnknownFieldsAreKeptAndSkippedCorrectly) {
@@ -269,6 +377,12 @@ TEST(DecodeTaskRequest, EveryTruncationGetsProtobufsVerdict) {
   for (size_t cut = 0; cut <= bytes.size(); ++cut) {
     ExpectSameAsProtobuf(bytes.substr(0, cut), 7, /*valid_means_scanned=*/true);
   }
+  // Taken apart: cut in the fields before the payload, in it, and after it.
+  const std::string large = Full(kTakenApart).SerializeAsString();
+  for (size_t cut = 0; cut <= large.size();
+       cut += (cut < 40 || cut + 200 > large.size()) ? 1 : 997) {
+    ExpectSameAsProtobuf(large.substr(0, cut), 4096, /*valid_means_scanned=*/true);
+  }
 }
 
 TEST(DecodeTaskRequest, RandomlyDamagedMessagesGetProtobufsVerdict) {
@@ -276,13 +390,17 @@ TEST(DecodeTaskRequest, RandomlyDamagedMessagesGetProtobufsVerdict) {
   // decoder and protobuf's parser must agree on every one. A fixed seed, so a
   // failure replays.
   std::mt19937 random(20261206);
-  const std::string base = absl::StrCat(Full(40).SerializeAsString(), LengthDelimited(2, "again"),
-                                        Varint(99 << 3 | 0), Varint(7));
-  for (int i = 0; i < 5000; ++i) {
+  const std::string small = absl::StrCat(Full(40).SerializeAsString(), LengthDelimited(2, "again"),
+                                         Varint(99 << 3 | 0), Varint(7));
+  // Taken apart: the damage lands in its first 100 and last 100 bytes.
+  const std::string large = absl::StrCat(LengthDelimited(2, std::string(kTakenApart, 'x')), small);
+  for (int i = 0; i < 6000; ++i) {
+    const std::string& base = i % 2 == 0 ? small : large;
     std::string bytes = base;
     const int edits = 1 + static_cast<int>(random() % 4);
     for (int e = 0; e < edits && !bytes.empty(); ++e) {
-      const size_t at = random() % bytes.size();
+      size_t at = random() % std::min<size_t>(bytes.size(), 200);
+      if (at >= 100 && bytes.size() > 200) at = bytes.size() - (at - 100) - 1;
       switch (random() % 4) {
         case 0:
           bytes[at] = static_cast<char>(bytes[at] ^ (1 << (random() % 8)));
@@ -298,7 +416,8 @@ TEST(DecodeTaskRequest, RandomlyDamagedMessagesGetProtobufsVerdict) {
           break;
       }
     }
-    ExpectSameAsProtobuf(bytes, 1 + random() % 16);
+    // The large one in larger slices (tiny ones would make the test slow).
+    ExpectSameAsProtobuf(bytes, (i % 2 == 0 ? 1 : 4096) + random() % 16);
     if (HasFailure()) {
       ADD_FAILURE() << "input " << i << ": " << absl::CEscape(bytes);
       return;
@@ -313,12 +432,12 @@ void ExpectBatchSameAsProtobuf(const std::string& bytes, size_t slice_size) {
   crunch::v1::TaskBatch expected;
   const bool expected_ok = expected.ParseFromString(bytes);
   std::vector<DecodedTask> decoded;
-  const bool ok = DecodeTaskBatch(Sliced(bytes, slice_size), UINT64_MAX, &decoded);
+  const bool ok = DecodeTaskBatch(Sliced(bytes, slice_size), daemon::RequestLimits{}, &decoded);
   ASSERT_EQ(ok, expected_ok);
   if (!ok) return;
   ASSERT_EQ(decoded.size(), static_cast<size_t>(expected.tasks_size()));
   for (size_t i = 0; i < decoded.size(); ++i) {
-    EXPECT_EQ(decoded[i].oversized_payload_bytes, 0u);
+    EXPECT_EQ(decoded[i].left_out.payload_bytes, 0u);
     EXPECT_TRUE(MessageDifferencer::Equals(decoded[i].request, expected.tasks(static_cast<int>(i))))
         << i;
   }
@@ -333,7 +452,8 @@ TEST(DecodeTaskBatch, DecodesEveryTaskWhateverTheSlicing) {
   for (size_t slice_size : {size_t{1}, size_t{7}, size_t{4096}, bytes.size()}) {
     std::vector<DecodedTask> decoded;
     DecodePath path = DecodePath::kWholeToProtobuf;
-    ASSERT_TRUE(DecodeTaskBatch(Sliced(bytes, slice_size), UINT64_MAX, &decoded, &path));
+    ASSERT_TRUE(
+        DecodeTaskBatch(Sliced(bytes, slice_size), daemon::RequestLimits{}, &decoded, &path));
     EXPECT_EQ(path, DecodePath::kScanned);
     ExpectBatchSameAsProtobuf(bytes, slice_size);
   }
@@ -346,14 +466,27 @@ TEST(DecodeTaskBatch, EachPayloadOverTheLimitIsLeftOutAndMeasured) {
   *batch.add_tasks() = Full(5000);
   *batch.add_tasks() = Full(200);
   std::vector<DecodedTask> decoded;
-  ASSERT_TRUE(DecodeTaskBatch(Sliced(batch.SerializeAsString(), 9), 1000, &decoded));
+  ASSERT_TRUE(DecodeTaskBatch(Sliced(batch.SerializeAsString(), 9), Limits(1000), &decoded));
   ASSERT_EQ(decoded.size(), 3u);
-  EXPECT_EQ(decoded[0].oversized_payload_bytes, 0u);
+  EXPECT_EQ(decoded[0].left_out.payload_bytes, 0u);
   EXPECT_EQ(decoded[0].request.payload(), batch.tasks(0).payload());
-  EXPECT_EQ(decoded[1].oversized_payload_bytes, 5000u);
+  EXPECT_EQ(decoded[1].left_out.payload_bytes, 5000u);
   EXPECT_TRUE(decoded[1].request.payload().empty());
   EXPECT_EQ(decoded[1].request.tag(), batch.tasks(1).tag());
   EXPECT_EQ(decoded[2].request.payload(), batch.tasks(2).payload());
+}
+
+TEST(DecodeTaskBatch, EachTaskHasItsParamsMeasured) {
+  const std::string bytes =
+      absl::StrCat(LengthDelimited(1, WithParams(3)), LengthDelimited(1, WithParams(65)),
+                   LengthDelimited(1, WithParams(64)));
+  std::vector<DecodedTask> decoded;
+  ASSERT_TRUE(DecodeTaskBatch(Sliced(bytes, 11), Limits(UINT64_MAX, 64), &decoded));
+  ASSERT_EQ(decoded.size(), 3u);
+  EXPECT_EQ(decoded[0].request.params().size(), 3u);
+  EXPECT_EQ(decoded[1].left_out.params, daemon::TooManyParamsError(65, 64));
+  EXPECT_TRUE(decoded[1].request.params().empty());
+  EXPECT_EQ(decoded[2].request.params().size(), 64u);
 }
 
 TEST(DecodeTaskBatch, UnknownFieldsGroupsAndDamageGetProtobufsVerdict) {

@@ -19,9 +19,9 @@
 // the request's bytes and decodes them on the completion-queue thread, as
 // gRPC would have, with DecodeTaskRequest (task_request_decoder.h); bytes that
 // do not decode get gRPC's own answer, INTERNAL "Unable to parse request", and
-// the handler never sees the call. A payload over the limit the call was
-// given (Scheduler::max_payload_bytes) is not copied: the handler finds it in
-// unread_payload_bytes() and refuses the task. Its reply is serialized here.
+// the handler never sees the call. What is over the limits the call was given
+// (Scheduler::request_limits) is measured, not copied: the handler finds it
+// in left_out() and the scheduler refuses the task. Its reply is serialized here.
 //
 // Thread safety: the handler and its answer run on the io_context's thread;
 // Proceed() on the completion-queue thread. They never overlap: the answer is
@@ -42,6 +42,7 @@
 #include "boost/asio/io_context.hpp"
 #include "boost/asio/post.hpp"
 #include "crunch/v1/crunch.grpc.pb.h"
+#include "daemon/request_limits.h"
 #include "rpc/internal/call.h"
 #include "rpc/internal/crunch_service.h"
 #include "rpc/internal/task_request_decoder.h"
@@ -62,22 +63,20 @@ class UnaryCall final : public Tag {
   using Handler = std::function<void(UnaryCall*)>;
 
   // Starts waiting for the method's next request on `cq`. A raw method's
-  // payload is copied only up to `max_payload_bytes` (null: no limit; read
-  // as each request arrives, so it may change while the server runs).
+  // request is measured against `limits` (null: none; read as each request
+  // arrives, so they may change while the server runs).
   static void Listen(Service* service, grpc::ServerCompletionQueue* cq, RequestMethod method,
                      boost::asio::io_context* io, const Handler* handler,
                      bool watch_cancellation = false,
-                     const std::atomic<uint64_t>* max_payload_bytes = nullptr) {
-    new UnaryCall(service, cq, method, io, handler, watch_cancellation, max_payload_bytes);
+                     const daemon::PublishedRequestLimits* limits = nullptr) {
+    new UnaryCall(service, cq, method, io, handler, watch_cancellation, limits);
   }
 
-  const RequestT& request() const { return request_; }
+  const RequestT& request() const { return request_.request; }
   // The handler may take the request apart (move its payload out).
-  RequestT* mutable_request() { return &request_; }
-  // kRaw: the size of a payload left out of request() for being over the
-  // limit (0: none was), and that limit.
-  uint64_t unread_payload_bytes() const { return unread_payload_bytes_; }
-  uint64_t payload_limit() const { return payload_limit_; }
+  RequestT* mutable_request() { return &request_.request; }
+  // kRaw: what was left out of request() for being over a limit.
+  const daemon::TaskRequest::LeftOut& left_out() const { return request_.left_out; }
   grpc::ServerContext& context() { return context_; }
 
   void Reply(const ReplyT& reply) {
@@ -105,13 +104,11 @@ class UnaryCall final : public Tag {
         return;
       }
       started_ = true;
-      Listen(service_, cq_, method_, io_, handler_, done_tag_.has_value(), max_payload_bytes_);
+      Listen(service_, cq_, method_, io_, handler_, done_tag_.has_value(), limits_);
       if constexpr (kRaw) {
-        payload_limit_ = max_payload_bytes_ != nullptr
-                             ? max_payload_bytes_->load(std::memory_order_relaxed)
-                             : UINT64_MAX;
-        const bool decoded =
-            DecodeTaskRequest(wire_request_, payload_limit_, &request_, &unread_payload_bytes_);
+        const bool decoded = DecodeTaskRequest(
+            wire_request_, limits_ != nullptr ? limits_->Load() : daemon::RequestLimits{},
+            &request_);
         wire_request_.Clear();  // Frees the received slices now, not when the call ends.
         if (!decoded) {
           Fail(grpc::Status(grpc::StatusCode::INTERNAL, "Unable to parse request"));
@@ -148,13 +145,13 @@ class UnaryCall final : public Tag {
 
   UnaryCall(Service* service, grpc::ServerCompletionQueue* cq, RequestMethod method,
             boost::asio::io_context* io, const Handler* handler, bool watch_cancellation,
-            const std::atomic<uint64_t>* max_payload_bytes)
+            const daemon::PublishedRequestLimits* limits)
       : service_(service),
         cq_(cq),
         method_(method),
         io_(io),
         handler_(handler),
-        max_payload_bytes_(max_payload_bytes),
+        limits_(limits),
         responder_(&context_) {
     if (watch_cancellation) {
       done_tag_.emplace(this);
@@ -164,7 +161,7 @@ class UnaryCall final : public Tag {
     if constexpr (kRaw) {
       (service_->*method_)(&context_, &wire_request_, &responder_, cq_, cq_, this);
     } else {
-      (service_->*method_)(&context_, &request_, &responder_, cq_, cq_, this);
+      (service_->*method_)(&context_, &request_.request, &responder_, cq_, cq_, this);
     }
   }
   ~UnaryCall() = default;
@@ -178,12 +175,15 @@ class UnaryCall final : public Tag {
   RequestMethod method_;
   boost::asio::io_context* io_;
   const Handler* handler_;
-  const std::atomic<uint64_t>* max_payload_bytes_;
+  const daemon::PublishedRequestLimits* limits_;
   grpc::ServerContext context_;
-  RequestT request_;
+  // The request; for kRaw, with what its decoding left out.
+  struct Request {
+    RequestT request;
+    daemon::TaskRequest::LeftOut left_out;
+  };
+  std::conditional_t<kRaw, DecodedTask, Request> request_;
   std::conditional_t<kRaw, grpc::ByteBuffer, std::monostate> wire_request_;
-  uint64_t unread_payload_bytes_ = 0;
-  uint64_t payload_limit_ = 0;
   grpc::ServerAsyncResponseWriter<WireReply> responder_;
   bool started_ = false;
   std::optional<DoneTag> done_tag_;
