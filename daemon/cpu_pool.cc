@@ -341,19 +341,22 @@ void CpuPool::ReloadKinds(std::shared_ptr<const PluginFiles> plugin_files, std::
   options_.kind_names = std::move(kind_names);
   ++generation_;
   // Keep the generations some worker still has, translated to the newest numbers.
+  // (No reference into `kept` is held across an insertion: one that rehashes
+  // moves its elements. ASan caught the newest generation's being read that
+  // way after the map grew.)
+  const std::vector<std::string>& newest = options_.kind_names;
   absl::flat_hash_map<uint32_t, Generation> kept;
-  Generation& newest = kept[generation_];
-  newest.names = options_.kind_names;
+  kept[generation_].names = newest;
   for (const auto& w : workers_) {
     if (w->state == State::kParked || kept.contains(w->generation)) continue;
     auto it = generations_.find(w->generation);
     if (it != generations_.end()) kept[w->generation].names = std::move(it->second.names);
   }
   for (auto& [number, g] : kept) {
-    g.from_newest.assign(newest.names.size(), kNoKind);
-    for (uint32_t i = 0; i < newest.names.size(); ++i) {
+    g.from_newest.assign(newest.size(), kNoKind);
+    for (uint32_t i = 0; i < newest.size(); ++i) {
       for (uint32_t j = 0; j < g.names.size(); ++j) {
-        if (g.names[j] == newest.names[i]) g.from_newest[i] = j;
+        if (g.names[j] == newest[i]) g.from_newest[i] = j;
       }
     }
   }
