@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <seccomp.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -34,7 +35,9 @@ constexpr const char* kAllowed[] = {
 #ifdef CRUNCH_SANITIZED
 // What the sanitizers' runtimes call in a worker built with them (the asan and
 // tsan presets): pipe2 to probe whether memory is readable before touching it
-// (sanitizer_common's IsAccessibleMemoryRange, used by UBSan's checks).
+// (sanitizer_common's IsAccessibleMemoryRange, used by UBSan's checks), and
+// ioctl(TCGETS) (isatty, to colour a report: a plugin's crash is reported
+// by ASan's SEGV handler, which the filter killed there before).
 constexpr const char* kSanitizerRuntime[] = {"pipe", "pipe2"};
 #endif
 
@@ -79,6 +82,10 @@ absl::Status InstallWorkerSeccompFilter() {
 #ifdef CRUNCH_SANITIZED
   for (const char* name : kSanitizerRuntime) {
     if (absl::Status s = AddRule(ctx.get(), SCMP_ACT_ALLOW, name); !s.ok()) return s;
+  }
+  if (absl::Status s = AddRule(ctx.get(), SCMP_ACT_ALLOW, "ioctl", {SCMP_A1(SCMP_CMP_EQ, TCGETS)});
+      !s.ok()) {
+    return s;
   }
 #endif
   for (const char* name : kOpens) {
