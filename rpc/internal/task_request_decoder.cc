@@ -25,7 +25,11 @@ constexpr uint64_t kBatchTasksField = 1;
 constexpr uint64_t kWireVarint = 0;
 constexpr uint64_t kWireFixed64 = 1;
 constexpr uint64_t kWireLengthDelimited = 2;
+constexpr uint64_t kWireStartGroup = 3;
+constexpr uint64_t kWireEndGroup = 4;
 constexpr uint64_t kWireFixed32 = 5;
+// protobuf's default recursion limit, which groups count against.
+constexpr int kMaxGroupDepth = 100;
 // protobuf reads a tag as at most 5 varint bytes and a length as a positive
 // int32; anything beyond goes to protobuf's own parser.
 constexpr int kMaxTagBytes = 5;
@@ -157,6 +161,62 @@ bool ParseWhole(SliceCursor cursor, Message* out) {
   return out->ParseFromString(bytes);
 }
 
+// Reads a field's tag. False at what protobuf's parser refuses too: a tag
+// that does not end within 5 bytes, or of field number 0. As in protobuf, a
+// tag is 32 bits: a fifth byte's bits past them are dropped (the fuzz target
+// found a batch protobuf accepted that way).
+bool ReadTag(SliceCursor* cursor, uint64_t* number, uint64_t* wire_type) {
+  uint64_t tag = 0;
+  if (!cursor->ReadVarint(kMaxTagBytes, &tag)) return false;
+  tag &= UINT32_MAX;
+  if ((tag >> 3) == 0) return false;
+  *number = tag >> 3;
+  *wire_type = tag & 7;
+  return true;
+}
+
+// Skips the value of a field whose tag was just read; a length-delimited
+// one's value is left in *value. A group (only ever an unknown field here)
+// is skipped up to its end tag, as protobuf keeps it. False at what protobuf's
+// parser refuses too: a varint that does not end, a length past the end, an
+// end tag that does not match, groups nested past protobuf's recursion limit,
+// the wire types 6 and 7.
+bool SkipValue(SliceCursor* cursor, uint64_t number, uint64_t wire_type, int depth,
+               std::optional<SliceCursor>* value) {
+  switch (wire_type) {
+    case kWireVarint: {
+      uint64_t ignored = 0;
+      return cursor->ReadVarint(kMaxVarintBytes, &ignored);
+    }
+    case kWireFixed64:
+      return cursor->Skip(8);
+    case kWireFixed32:
+      return cursor->Skip(4);
+    case kWireLengthDelimited: {
+      uint64_t length = 0;
+      if (!cursor->ReadVarint(kMaxLengthBytes, &length) || length > kMaxLength ||
+          length > cursor->remaining()) {
+        return false;
+      }
+      *value = cursor->Prefix(length);
+      return cursor->Skip(length);
+    }
+    case kWireStartGroup: {
+      if (depth >= kMaxGroupDepth) return false;
+      while (true) {
+        uint64_t inner_number = 0;
+        uint64_t inner_wire_type = 0;
+        if (!ReadTag(cursor, &inner_number, &inner_wire_type)) return false;
+        if (inner_wire_type == kWireEndGroup) return inner_number == number;
+        std::optional<SliceCursor> ignored;
+        if (!SkipValue(cursor, inner_number, inner_wire_type, depth + 1, &ignored)) return false;
+      }
+    }
+    default:  // An end tag with no start; the invalid wire types 6 and 7.
+      return false;
+  }
+}
+
 // One field of a message as the scan sees it: where it starts (its tag), its
 // number and wire type, and for a length-delimited field, its value.
 struct Field {
@@ -168,46 +228,17 @@ struct Field {
 
 // Walks the fields at the top level of the message under `cursor`, calling
 // on_field(const Field&, size_t bytes) for each, `bytes` being the whole
-// field's size (tag included). Returns false, having stopped, at what the
-// scan leaves to protobuf's parser (a group, a varint that does not end, a
-// length past the end of the message, a field number of 0).
+// field's size (tag included). Returns false, having stopped, at what
+// protobuf's parser would refuse (see SkipValue), which it is then left to
+// refuse itself.
 template <typename OnField>
 bool ScanFields(SliceCursor cursor, OnField on_field) {
   while (cursor.remaining() > 0) {
     Field field{.start = cursor};
-    uint64_t tag = 0;
-    if (!cursor.ReadVarint(kMaxTagBytes, &tag) || tag > UINT32_MAX || (tag >> 3) == 0) {
+    if (!ReadTag(&cursor, &field.number, &field.wire_type) ||
+        !SkipValue(&cursor, field.number, field.wire_type, 0, &field.value)) {
       return false;
     }
-    field.number = tag >> 3;
-    field.wire_type = tag & 7;
-    bool ok = false;
-    switch (field.wire_type) {
-      case kWireVarint: {
-        uint64_t ignored = 0;
-        ok = cursor.ReadVarint(kMaxVarintBytes, &ignored);
-        break;
-      }
-      case kWireFixed64:
-        ok = cursor.Skip(8);
-        break;
-      case kWireFixed32:
-        ok = cursor.Skip(4);
-        break;
-      case kWireLengthDelimited: {
-        uint64_t length = 0;
-        ok = cursor.ReadVarint(kMaxLengthBytes, &length) && length <= kMaxLength &&
-             length <= cursor.remaining();
-        if (ok) {
-          field.value = cursor.Prefix(length);
-          cursor.Skip(length);
-        }
-        break;
-      }
-      default:  // Groups (3, 4) and the invalid wire types 6 and 7.
-        break;
-    }
-    if (!ok) return false;
     on_field(field, field.start.remaining() - cursor.remaining());
   }
   return true;

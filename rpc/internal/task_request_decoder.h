@@ -23,10 +23,12 @@
 // Either way protobuf parses everything but a long payload, so string fields
 // are UTF-8 checked, the params map follows protobuf's rules (a repeated key:
 // the last wins; the count above is of entries as sent) and unknown fields are
-// kept. A message the scan does not expect (a group, a varint that does not
-// end, a length past the end of the message, a field number of 0) is handed
-// whole to protobuf's parser, whose verdict stands: malformed input fails
-// exactly as it did when gRPC parsed it. As protobuf does for a bytes field,
+// kept (an unknown group too: the scan skips it whole). A message the scan
+// cannot take apart (a varint that does not end, a length past the end of the
+// message, a field number of 0, an end-group tag that matches no start) is
+// one protobuf refuses too: it is handed whole to protobuf's parser, whose
+// verdict stands, so malformed input fails exactly as it did when gRPC parsed
+// it. As protobuf does for a bytes field,
 // the last payload wins (an earlier one is never copied).
 //
 // Every length is bounded by the bytes actually received (itself bounded by
@@ -51,7 +53,8 @@
 namespace crunch::rpc::internal {
 
 // How a message was decoded: scanned and measured first, or (what the scan
-// does not expect) handed whole to protobuf's parser.
+// cannot take apart, which protobuf refuses too) handed whole to protobuf's
+// parser.
 enum class DecodePath { kScanned, kWholeToProtobuf };
 
 // One request, and what was left out of it for being over a limit.

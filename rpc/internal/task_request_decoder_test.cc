@@ -324,6 +324,16 @@ TEST(DecodeTaskRequest, ThePayloadFieldWithAnotherWireTypeIsAnUnknownField) {
   EXPECT_EQ(decoded.payload(), "bytes");
 }
 
+void ExpectBatchSameAsProtobuf(const std::string& bytes, size_t slice_size);
+
+TEST(DecodeTaskRequest, ATagIsThirtyTwoBitsAsInProtobuf) {
+  // A five-byte tag whose last byte carries bits past 32: protobuf drops them
+  // (here: field 0x1213A4 as a varint, an unknown field), and so does the scan.
+  const std::string bytes("\xa0\x93\x93\x90\x1a\x06", 6);
+  ExpectSameAsProtobuf(bytes, 1, /*valid_means_scanned=*/true);
+  ExpectBatchSameAsProtobuf(bytes, 2);
+}
+
 TEST(DecodeTaskRequest, OverlongVarintsDecodeAsProtobufDecodesThem) {
   // Tag 18 (field 2, length-delimited) and the length 3, each in two bytes.
   ExpectSameAsProtobuf(std::string("\x92\x00\x83\x00"
@@ -360,16 +370,34 @@ TEST(DecodeTaskRequest, MalformedInputIsRefusedAsProtobufRefusesIt) {
   }
 }
 
-TEST(DecodeTaskRequest, GroupsAreLeftToProtobuf) {
-  // An unknown group (field 9) holding a varint; protobuf keeps it.
-  const std::string bytes = absl::StrCat(Varint(9 << 3 | 3), Varint(1 << 3 | 0), Varint(5),
-                                         Varint(9 << 3 | 4), LengthDelimited(2, "after"));
-  ExpectSameAsProtobuf(bytes, 2);
+TEST(DecodeTaskRequest, UnknownGroupsAreSkippedWholeAndKept) {
+  // An unknown group (field 9) holding a varint and a nested group; protobuf
+  // keeps it. The scan skips it, so the params after it are still measured:
+  // a group cannot smuggle them past the limits.
+  const std::string group =
+      absl::StrCat(Varint(9 << 3 | 3), Varint(1 << 3 | 0), Varint(5), Varint(10 << 3 | 3),
+                   LengthDelimited(2, "inner"), Varint(10 << 3 | 4), Varint(9 << 3 | 4));
+  const std::string bytes = absl::StrCat(group, LengthDelimited(2, "after"));
+  for (size_t slice_size : {size_t{1}, size_t{2}, bytes.size()}) {
+    ExpectSameAsProtobuf(bytes, slice_size, /*valid_means_scanned=*/true);
+  }
   TaskRequest decoded;
-  DecodePath path = DecodePath::kScanned;
-  ASSERT_TRUE(Decode(Sliced(bytes, 2), &decoded, &path));
-  EXPECT_EQ(path, DecodePath::kWholeToProtobuf);
+  ASSERT_TRUE(DecodeScanned(bytes, 2, &decoded));
   EXPECT_EQ(decoded.payload(), "after");
+  DecodedTask measured;
+  ASSERT_TRUE(DecodeTaskRequest(Sliced(absl::StrCat(group, WithParams(3)), 3),
+                                Limits(UINT64_MAX, 2), &measured));
+  EXPECT_EQ(measured.left_out.params, daemon::TooManyParamsError(3, 2));
+  // Mismatched or unclosed groups, and nesting past protobuf's limit of 100,
+  // get protobuf's verdict.
+  ExpectSameAsProtobuf(absl::StrCat(Varint(9 << 3 | 3), Varint(8 << 3 | 4)), 1);
+  ExpectSameAsProtobuf(absl::StrCat(Varint(9 << 3 | 3), LengthDelimited(2, "x")), 1);
+  for (int depth : {99, 100, 101}) {
+    std::string nested;
+    for (int i = 0; i < depth; ++i) nested += Varint(9 << 3 | 3);
+    for (int i = 0; i < depth; ++i) nested += Varint(9 << 3 | 4);
+    ExpectSameAsProtobuf(nested, 7);
+  }
 }
 
 TEST(DecodeTaskRequest, EveryTruncationGetsProtobufsVerdict) {
