@@ -32,14 +32,15 @@ std::span<const std::byte> AsBytes(const std::string& s) {
   return std::as_bytes(std::span<const char>(s.data(), s.size()));
 }
 
-// [limits] max_params and max_param_bytes, for a request whose transport did
-// not check them (TaskRequest::left_out).
+// The [limits] a transport measures a request against (Scheduler::request_limits).
 RequestLimits ToRequestLimits(const LimitsConfig& limits) {
   return RequestLimits{.max_payload_bytes = limits.max_payload_bytes,
                        .max_params = limits.max_params,
                        .max_param_bytes = limits.max_param_bytes};
 }
 
+// [limits] max_params and max_param_bytes, for a request whose transport did
+// not check them (TaskRequest::left_out).
 absl::Status CheckParamSizes(const std::map<std::string, std::string>& params,
                              const LimitsConfig& limits) {
   if (params.size() > limits.max_params) {
