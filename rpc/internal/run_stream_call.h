@@ -6,11 +6,11 @@
 // Reads and writes are independent: the completion-queue thread keeps one
 // Read() outstanding, decodes each message itself (the methods are raw:
 // task_request_decoder.h, so what is over the [limits] is measured, never
-// copied) and posts its tasks to the io_context,
-// where the Scheduler accepts (or refuses) them; each result comes back through Enqueue()
-// and is written in completion order, one Write() outstanding at a time (a
-// gRPC rule), the rest waiting in a queue. A refused or failed task is just a
-// result with a non-zero code: the stream goes on.
+// copied) and posts its tasks to the io_context, where the Scheduler accepts
+// (or refuses) them; each result comes back through Enqueue() and is written
+// in completion order, one Write() outstanding at a time (a gRPC rule), the
+// rest waiting in a queue. A refused or failed task is just a result with a
+// non-zero code: the stream goes on.
 //
 // The call ends (Finish) once the client has half-closed, every task it sent
 // has ended and every result is written. A message that does not decode ends

@@ -42,6 +42,8 @@ constexpr uint64_t kMaxLength = INT32_MAX - 64;
 // payload costs nothing to speak of.
 constexpr size_t kParseWholeMaxBytes = 64 << 10;
 
+// A read position in a sequence of slices. A small value: copying it marks
+// a position to come back to.
 class SliceCursor {
  public:
   SliceCursor(const grpc::Slice* slices, size_t count) : slices_(slices), count_(count) {
@@ -125,9 +127,9 @@ class SliceCursor {
 // Readies the fresh memory of a large payload string for the copy: asks for
 // transparent huge pages over the 2 MiB-aligned part of [data, data + size),
 // then faults the whole pages in with one system call, not one page fault per
-// 4 KiB page as the copy first touches them. A fresh 64 MiB allocation is otherwise 16384
-// faults, and on a virtual machine a page touched for the first time can cost
-// the hypervisor's work as well: on the benchmark machine (docs/benchmarks.md,
+// 4 KiB page as the copy first touches them. A fresh 64 MiB allocation is
+// otherwise 16384 faults, and on a virtual machine a page touched for the
+// first time can cost the hypervisor's work as well: on the benchmark machine (docs/benchmarks.md,
 // suite 6) filling a fresh 64 MiB string took about 320 ms with 4 KiB faults,
 // 180 ms pre-faulted and 20 ms in huge pages. Both calls are hints: where THP
 // is off ("never") or the kernel predates MADV_POPULATE_WRITE (5.14), the
@@ -148,8 +150,8 @@ void PrepareForCopy(char* data, size_t size) {
   }
 }
 
-// protobuf's parser over the bytes under `cursor`: the path for whatever the
-// scan leaves to it.
+// protobuf's parser over the whole of the bytes under `cursor`: for a small
+// message measured within the limits, and for what the scan cannot take apart.
 template <typename Message>
 bool ParseWhole(SliceCursor cursor, Message* out) {
   if (const uint8_t* data = cursor.Contiguous(); data != nullptr) {
@@ -388,7 +390,6 @@ bool DecodeTaskRequest(const grpc::ByteBuffer& buffer, const daemon::RequestLimi
   DecodePath ignored_path;
   if (path == nullptr) path = &ignored_path;
   *path = DecodePath::kWholeToProtobuf;
-  out->left_out = {};
   return WithCursor(
       buffer, [&](SliceCursor message) { return DecodeRequestAt(message, limits, out, path); });
 }
