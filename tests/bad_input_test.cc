@@ -19,6 +19,7 @@
 #include <limits>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <string>
 #include <tuple>
@@ -99,15 +100,20 @@ class BadInputTest : public ::testing::Test {
     std::unique_lock lock(mu);
     cv.wait(lock, [&] { return done; });
     if (status.ok() && reply != nullptr) {
-      std::vector<grpc::Slice> slices;
-      if (response.Dump(&slices).ok()) {
-        reply->clear();
-        for (const grpc::Slice& s : slices) {
-          reply->append(reinterpret_cast<const char*>(s.begin()), s.size());
-        }
-      }
+      if (std::optional<std::string> got = BytesOf(response)) *reply = std::move(*got);
     }
     return status;
+  }
+
+  // The bytes of a message gRPC received; none if its slices cannot be read.
+  static std::optional<std::string> BytesOf(const grpc::ByteBuffer& buffer) {
+    std::vector<grpc::Slice> slices;
+    if (!buffer.Dump(&slices).ok()) return std::nullopt;
+    std::string bytes;
+    for (const grpc::Slice& s : slices) {
+      bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
+    }
+    return bytes;
   }
 
   // A streaming call (RunStream, RunBatches) with `messages` written as they
@@ -143,13 +149,7 @@ class BadInputTest : public ::testing::Test {
       grpc::ByteBuffer reply;
       call->Read(&reply, nullptr);
       if (!wait()) break;
-      std::vector<grpc::Slice> slices;
-      std::string text;
-      if (reply.Dump(&slices).ok()) {
-        for (const grpc::Slice& s : slices)
-          text.append(reinterpret_cast<const char*>(s.begin()), s.size());
-      }
-      replies->push_back(std::move(text));
+      replies->push_back(BytesOf(reply).value_or(""));
     }
     grpc::Status status;
     call->Finish(&status, nullptr);
