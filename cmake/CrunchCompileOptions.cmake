@@ -2,7 +2,8 @@
 # instead of global flags, so third-party code is never built with -Werror.
 #
 #   crunch::compile_options   warnings as errors, C++20
-#   CRUNCH_SANITIZE           "address,undefined" or "thread" (set by the asan/tsan presets)
+#   CRUNCH_SANITIZE           "address,undefined" or "thread" (set by the asan/tsan presets);
+#                             defines CRUNCH_SANITIZED (and CRUNCH_SANITIZED_THREAD for TSan)
 #   CRUNCH_FUZZ               libFuzzer (the fuzz preset): everything is compiled with
 #                             -fsanitize=fuzzer-no-link,address,undefined, and
 #                             crunch::fuzz_target_options links a target with
@@ -42,5 +43,12 @@ if(CRUNCH_SANITIZE)
     # GCC warns that TSan does not model std::atomic_thread_fence, which Asio's
     # headers use; the warning is about their code, not a finding.
     target_compile_options(crunch_compile_options INTERFACE -Wno-tsan)
+    # Debian's protobuf, gRPC and Abseil are not built with TSan, and some of
+    # their headers lay out classes differently when __SANITIZE_THREAD__ is set
+    # (protobuf's MapFieldBase gains two members): crunchd's code must see the
+    # layout the libraries were built with, or every map field crashes.
+    # Instrumentation comes from -fsanitize=thread, not from this macro.
+    target_compile_options(crunch_compile_options INTERFACE -U__SANITIZE_THREAD__)
+    target_compile_definitions(crunch_compile_options INTERFACE CRUNCH_SANITIZED_THREAD=1)
   endif()
 endif()

@@ -156,8 +156,15 @@ TEST(RunBatches, TenThousandTasksInBatchesEachTagComesBackOnceAndResultsShareMes
   EXPECT_EQ(received, kTasks);
   EXPECT_EQ(failed, kTasks / 100);
   for (uint64_t tag = 0; tag < kTasks; ++tag) ASSERT_EQ(seen[tag], 1) << "tag " << tag;
+#ifdef CRUNCH_SANITIZED
+  // A sanitizer slows the front-end and the workers by different factors, so
+  // fewer results are ready at once; one message per result still fails.
+  constexpr uint64_t kMostMessages = kTasks * 3 / 4;
+#else
+  constexpr uint64_t kMostMessages = kTasks / 2;
+#endif
   // Results ready together leave together (a refused batch alone is 100 results at once).
-  EXPECT_LT(messages, kTasks / 2) << "results were not batched";
+  EXPECT_LT(messages, kMostMessages) << "results were not batched";
   EXPECT_EQ(d->Stop(), 0);
 }
 

@@ -13,7 +13,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <fstream>
 #include <future>
 #include <random>
@@ -316,13 +318,22 @@ TEST(WorkerLimits, ACpuLimitKillsAWorkerThatRunsOutAndRecyclesOnesThatNearIt) {
   grpc::Status s = RunTask(*stub, "primes", {{"n", "10000000000"}}, "", &r);
   EXPECT_EQ(s.error_code(), grpc::StatusCode::ABORTED) << s.error_message();
   EXPECT_THAT(s.error_message(), HasSubstr("signal 24"));
-  // Tasks that together need more (12 x fib(40), 0.15..0.5 s each): the
+  // Tasks that together need more, each well under half the budget: the
   // worker is replaced between them once it has used half (checked every
-  // 250 ms), so none is killed.
-  std::set<uint32_t> pids;
-  for (int i = 0; i < 12; ++i) {
-    s = RunTask(*stub, "fib", {{"n", "40"}}, "", &r);
-    EXPECT_TRUE(s.ok()) << "task " << i << ": " << s.error_message();
+  // 250 ms), so none is killed. Each task is sized to this build's speed
+  // (a sanitizer makes fib 2-15x slower): about 0.2 s, from one fib(30)
+  // timed here and fib(n + 1) costing 1.618 fib(n).
+  s = RunTask(*stub, "fib", {{"n", "30"}}, "", &r);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  const double fib30_s = std::max<double>(static_cast<double>(r.run_us()), 100) / 1e6;
+  const int n =
+      std::clamp(30 + static_cast<int>(std::log(0.2 / fib30_s) / std::log(1.618)), 20, 42);
+  std::set<uint32_t> pids{r.worker_pid()};
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  for (int i = 0; pids.size() < 2 && std::chrono::steady_clock::now() < give_up; ++i) {
+    s = RunTask(*stub, "fib", {{"n", std::to_string(n)}}, "", &r);
+    EXPECT_TRUE(s.ok()) << "task " << i << " (fib(" << n << ")): " << s.error_message();
+    if (!s.ok()) break;
     pids.insert(r.worker_pid());
   }
   EXPECT_GE(pids.size(), 2u) << d->Log();
