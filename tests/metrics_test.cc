@@ -150,10 +150,16 @@ TEST(Metrics, QueueDepthAndInFlightFollowTheLoad) {
   for (int i = 0; i < 5; ++i) {
     callers.emplace_back([&] { RunKind(*stub, "sleep", {{"ms", "1500"}}); });
   }
+  // Until all five have arrived and both threads run one: with four arrived
+  // and the second thread not yet awake, the queue holds 3 as well (seen once).
   std::string text;
   for (int i = 0; i < 100; ++i) {
     text = Fetch(port, "/metrics").body;
-    if (Value(text, R"(crunchd_queue_depth{pool="io"})") == 3) break;
+    if (Value(text, R"(crunchd_queue_depth{pool="io"})") == 3 &&
+        Value(text, R"(crunchd_tasks_in_flight{pool="io"})") == 2 &&
+        Value(text, R"(crunchd_pool_busy{pool="io"})") == 2) {
+      break;
+    }
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   EXPECT_EQ(Value(text, R"(crunchd_queue_depth{pool="io"})"), 3) << text;
