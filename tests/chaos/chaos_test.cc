@@ -749,17 +749,31 @@ void ChaosMonkey(Shared& s, uint64_t seed) {
   if (stopped != 0) SignalWorker(daemon, stopped, SIGCONT);
 }
 
-// Waits (up to 30 s) until every worker is idle and nothing is queued or in flight.
+// Waits (up to 30 s) until every worker is idle and alive and nothing is
+// queued or in flight, and stays so for 300 ms with the same workers. The chaos
+// loop's last SIGKILL may land just before: until the daemon reaps that worker
+// it is still listed idle, and its replacement comes after a backoff.
 bool Settle(const DaemonProcess& d, v1::DaemonStatus* out) {
   const auto give_up = Clock::now() + seconds(30);
+  std::set<uint32_t> settled_pids;
+  Clock::time_point settled_since;
   while (Clock::now() < give_up) {
     absl::StatusOr<v1::DaemonStatus> s = d.Status();
     if (s.ok()) {
       bool idle = s->workers_size() == kWorkers;
-      for (const auto& w : s->workers()) idle = idle && w.state() == "idle";
+      std::set<uint32_t> pids;
+      for (const auto& w : s->workers()) {
+        idle = idle && w.state() == "idle" && !Dead(static_cast<pid_t>(w.pid()));
+        pids.insert(w.pid());
+      }
       for (const auto& p : s->pools()) idle = idle && p.busy() == 0 && p.queued() == 0;
-      if (idle) {
-        *out = *s;
+      if (!idle) {
+        settled_pids.clear();
+      } else if (pids != settled_pids) {
+        settled_pids = std::move(pids);
+        settled_since = Clock::now();
+      } else if (Clock::now() - settled_since >= milliseconds(300)) {
+        *out = *std::move(s);
         return true;
       }
     }
