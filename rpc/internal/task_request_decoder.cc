@@ -129,11 +129,11 @@ class SliceCursor {
 // then faults the whole pages in with one system call, not one page fault per
 // 4 KiB page as the copy first touches them. A fresh 64 MiB allocation is
 // otherwise 16384 faults, and on a virtual machine a page touched for the
-// first time can cost the hypervisor's work as well: on the benchmark machine (docs/benchmarks.md,
-// suite 6) filling a fresh 64 MiB string took about 320 ms with 4 KiB faults,
-// 180 ms pre-faulted and 20 ms in huge pages. Both calls are hints: where THP
-// is off ("never") or the kernel predates MADV_POPULATE_WRITE (5.14), the
-// copy faults the pages in as before.
+// first time can cost the hypervisor's work as well: on the benchmark machine
+// (docs/benchmarks.md, suite 6) filling a fresh 64 MiB string took about 320 ms
+// with 4 KiB faults, 180 ms pre-faulted and 20 ms in huge pages. Both calls are
+// hints: where THP is off ("never") or the kernel predates
+// MADV_POPULATE_WRITE (5.14), the copy faults the pages in as before.
 void PrepareForCopy(char* data, size_t size) {
   static const uintptr_t page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
   constexpr uintptr_t kHugePage = 2 << 20;
